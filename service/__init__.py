@@ -1,0 +1,127 @@
+"""Civility: a self-hosted comment moderation service (the HTTP API)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from flask_smorest import Api
+
+from service.config import DEFAULTS, coerce
+
+API_SPEC = {
+    "API_TITLE": "Civility",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.1.0",
+    "OPENAPI_URL_PREFIX": "/",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "API_SPEC_OPTIONS": {
+        "info": {"description": "Self-hosted comment moderation. See README.md."},
+        "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+    },
+}
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the API app: defaults, then ``CIVILITY_*`` env, then ``test_config``."""
+    instance_path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get(
+        "CIVILITY_INSTANCE_PATH"
+    )
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("CIVILITY", loads=str)
+    if test_config:
+        app.config.from_mapping(test_config)
+    for name in DEFAULTS:
+        app.config[name] = coerce(name, app.config[name])
+    _derive_config(app)
+
+    from service import logs
+
+    logs.configure(app)
+    _init_extensions(app)
+    return app
+
+
+def _derive_config(app: Flask) -> None:
+    """Translate our settings into the keys Flask and its extensions read."""
+    cfg = app.config
+    url = cfg["DATABASE_URL"] or f"sqlite:///{Path(app.instance_path) / 'civility.sqlite3'}"
+    cfg["DATABASE_URL"] = url
+    cfg["SQLALCHEMY_DATABASE_URI"] = url
+    if url.startswith("sqlite"):
+        # Python's sqlite3 starts transactions itself; we take over (see _sqlite_begin).
+        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            "connect_args": {"timeout": 30, "isolation_level": None, "check_same_thread": False}
+        }
+    else:
+        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+    cfg["MAX_CONTENT_LENGTH"] = cfg["MAX_REQUEST_BYTES"]
+    cfg["SECRET_KEY"] = cfg["SECRET_KEY"] or _instance_secret(app)
+    cfg["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"]
+    cfg["RATELIMIT_STORAGE_OPTIONS"] = {
+        "socket_connect_timeout": cfg["REDIS_TIMEOUT_S"],
+        "socket_timeout": cfg["REDIS_TIMEOUT_S"],
+        "key_prefix": f"{cfg['REDIS_PREFIX']}:rl",
+    }
+    cfg.setdefault("JSON_SORT_KEYS", False)
+    for key, value in API_SPEC.items():
+        cfg.setdefault(key, value)
+
+
+def _instance_secret(app: Flask) -> str:
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+@sa.event.listens_for(sa.engine.Engine, "connect")
+def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        # WAL + busy timeout: the API and workers write the same file concurrently.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+@sa.event.listens_for(sa.engine.Engine, "begin")
+def _sqlite_begin(conn: sa.engine.Connection) -> None:
+    # BEGIN IMMEDIATE takes the write lock up front, so a transaction that reads
+    # then writes waits on busy_timeout instead of failing with SQLITE_BUSY.
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _init_extensions(app: Flask) -> None:
+    from service import errors, ratelimit, redis_client
+    from service.api import register_blueprints
+    from service.extensions import db, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
+    # One Api per app: it holds the app's OpenAPI document.
+    api = Api(app)
+    app.extensions["civility.api"] = api
+    ratelimit.init_app(app)
+    redis_client.init_app(app)
+    errors.init_app(app)
+    register_blueprints(api)
+
+    @app.teardown_request
+    def _end_transaction(exc: BaseException | None) -> None:
+        # A request that aborted mid-way leaves nothing behind, even when its
+        # app context (and so its session) outlives it, as in tests and the CLI.
+        db.session.rollback()

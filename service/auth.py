@@ -1,0 +1,130 @@
+"""API keys: creation, hashing, and the bearer-token check with roles site < moderator < admin."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Any
+
+import sqlalchemy as sa
+from flask import g, request
+
+from service import ratelimit
+from service.errors import abort
+from service.extensions import db
+from service.models import ApiKey, Site, utcnow
+
+KEY_PREFIX = "civ_"
+PREFIX_LEN = 12  # "civ_" + 8 random characters: shown in listings, used for lookup
+
+
+class Role(IntEnum):
+    SITE = 1
+    MODERATOR = 2
+    ADMIN = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, value: str) -> Role:
+        return cls[value.upper()]
+
+
+def hash_key(key: str) -> str:
+    """SHA-256 of the key: keys are 256-bit random, so a slow hash adds nothing."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(site: Site, role: Role, name: str) -> str:
+    """Store a new key for ``site`` and return it; this is the only time it is visible."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    db.session.add(
+        ApiKey(
+            site=site, role=role.label, name=name, prefix=key[:PREFIX_LEN], key_hash=hash_key(key)
+        )
+    )
+    return key
+
+
+def revoke_key(prefix: str) -> ApiKey | None:
+    """Revoke the key whose first characters are ``prefix``; None when none matches."""
+    api_key = db.session.scalar(sa.select(ApiKey).where(ApiKey.prefix == prefix[:PREFIX_LEN]))
+    if api_key is not None and api_key.revoked_at is None:
+        api_key.revoked_at = utcnow()
+    return api_key
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def authenticate() -> ApiKey | None:
+    """The live ApiKey named by the request's bearer token, or None."""
+    token = _bearer_token()
+    return None if token is None else authenticate_token(token)
+
+
+def authenticate_token(token: str) -> ApiKey | None:
+    """The live ApiKey for ``token``, or None; the hash comparison is constant-time."""
+    if not token.startswith(KEY_PREFIX) or len(token) > 100:
+        return None
+    api_key = db.session.scalar(sa.select(ApiKey).where(ApiKey.prefix == token[:PREFIX_LEN]))
+    if api_key is None or api_key.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(api_key.key_hash, hash_key(token)):
+        return None
+    return api_key
+
+
+def require(role: Role, *, optional: bool = False) -> Callable:
+    """View decorator: 401 without a valid key, 403 below ``role``; sets ``g.api_key``/``g.site``.
+
+    With ``optional``, a request without any Authorization header passes with
+    ``g.api_key = None`` (public reads); a bad key is still a 401.
+    """
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            g.api_key = None
+            g.site = None
+            if optional and "Authorization" not in request.headers:
+                return view(*args, **kwargs)
+            api_key = authenticate()
+            if api_key is None:
+                abort(
+                    401,
+                    "A valid API key is required: Authorization: Bearer <key>.",
+                    headers={"WWW-Authenticate": 'Bearer realm="civility"'},
+                )
+            ratelimit.check("key", api_key.prefix)
+            if Role.parse(api_key.role) < role:
+                abort(403, f"This needs a {role.label} key; this key is a {api_key.role} key.")
+            g.api_key = api_key
+            g.site = api_key.site
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def current_role() -> Role | None:
+    """The role of the request's key (None for an anonymous public read)."""
+    api_key = g.get("api_key")
+    return None if api_key is None else Role.parse(api_key.role)
+
+
+def actor_name() -> str:
+    """The audit-trail actor of the current request: the key's name."""
+    return g.api_key.name

@@ -1,0 +1,164 @@
+"""Settings: embedded defaults, overridden by ``CIVILITY_*`` environment variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # config key; the environment variable is CIVILITY_<name>
+    default: Any
+    meaning: str
+
+
+# One table for code, README and tests: tests/test_config.py checks that every
+# row is documented in the README.
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "DATABASE_URL",
+        None,
+        "SQLAlchemy URL. Default: SQLite file `civility.sqlite3` in the "
+        "instance folder (WAL mode). Production: `postgresql+psycopg://user:pass@host/db`.",
+    ),
+    Setting(
+        "REDIS_URL",
+        "redis://localhost:6379/0",
+        "Redis for the scoring stream, rate limits and worker heartbeats.",
+    ),
+    Setting(
+        "REDIS_PREFIX", "civility", "Prefix of every Redis key, so deployments can share one Redis."
+    ),
+    Setting(
+        "REDIS_TIMEOUT_S",
+        0.5,
+        "Connect/read timeout for Redis on the request path; an "
+        "unreachable Redis never stalls ingest for longer.",
+    ),
+    Setting("RATELIMIT_ENABLED", True, "Turn rate limiting on/off."),
+    Setting("RATELIMIT_PER_KEY", "1200 per minute", "Requests per API key (all routes)."),
+    Setting("RATELIMIT_PER_AUTHOR", "10 per minute", "Comments per author (site user) per site."),
+    Setting(
+        "RATELIMIT_PER_IP",
+        "300 per minute",
+        "Requests per client IP: the reader's IP for "
+        "comment submissions that send `client_ip`, the caller's IP for public reads.",
+    ),
+    Setting(
+        "MAX_REQUEST_BYTES",
+        262144,
+        "Largest request body accepted; larger answers 413 "
+        "(room for 10,000 characters written as JSON \\u escapes).",
+    ),
+    Setting(
+        "MAX_BODY_CHARS", 10000, "Longest comment body, in characters after NFC normalisation."
+    ),
+    Setting("MAX_METADATA_BYTES", 4096, "Largest `metadata` object on a comment, JSON-encoded."),
+    Setting("PAGE_SIZE", 50, "Default page size of listings."),
+    Setting("PAGE_SIZE_MAX", 200, "Largest page size a client may ask for."),
+    Setting(
+        "SCORER",
+        "detoxify:original",
+        "Scorer: `detoxify:<original|unbiased|multilingual|"
+        "original-small|unbiased-small>`, `detoxify:/path/to/checkpoint.ckpt`, or "
+        "`profanity-check`.",
+    ),
+    Setting(
+        "SCORER_FALLBACK",
+        "profanity-check",
+        "Scorer used when `SCORER` cannot load; `none` makes the worker exit non-zero instead.",
+    ),
+    Setting(
+        "MODEL_CONFIG_DIR",
+        None,
+        "Local Hugging Face config dir for a `detoxify:<checkpoint>` "
+        "scorer (offline / air-gapped use).",
+    ),
+    Setting("MODEL_DEVICE", "cpu", "`cpu` or `cuda` for Detoxify."),
+    Setting(
+        "MODEL_THREADS",
+        0,
+        "torch threads in the worker (0 = torch's default). Leave cores "
+        "for the API on small machines.",
+    ),
+    Setting(
+        "MODEL_MAX_TOKENS",
+        256,
+        "Tokens per text the model reads; longer texts are "
+        "truncated (and say so in their reasons).",
+    ),
+    Setting("SCORE_BATCH_MAX", 32, "Most comments a worker scores in one forward pass."),
+    Setting("SCORE_BLOCK_MS", 1000, "How long a worker waits on the stream for new comments."),
+    Setting(
+        "SCORE_CLAIM_IDLE_MS",
+        60000,
+        "A message unacknowledged this long (its worker died) is claimed by a live worker.",
+    ),
+    Setting(
+        "SCORE_MAX_ATTEMPTS",
+        5,
+        "Deliveries before a message goes to the dead-letter "
+        "stream and its comment is held with reason `scoring_failed`.",
+    ),
+    Setting(
+        "SWEEP_AFTER_S",
+        120,
+        "Comments still pending after this many seconds are "
+        "re-enqueued (covers a lost XADD or a Redis that lost its data).",
+    ),
+    Setting("SWEEP_INTERVAL_S", 30, "How often a worker runs the sweeper."),
+    Setting("HEARTBEAT_S", 5, "Worker heartbeat interval; a worker silent for 3 beats is gone."),
+    Setting(
+        "DB_RETRY_MAX_S",
+        30,
+        "Longest back-off between a worker's retries while the database is down.",
+    ),
+    Setting(
+        "WEBHOOK_ALLOW_PRIVATE",
+        False,
+        "Allow webhook URLs on loopback/private networks. "
+        "Needed for local tests; dangerous in production (SSRF).",
+    ),
+    Setting("LOG_FORMAT", "text", "`text` or `json` (one JSON object per line)."),
+    Setting("LOG_LEVEL", "INFO", "Python logging level."),
+    Setting(
+        "INSTANCE_PATH",
+        None,
+        "Folder for the default SQLite file, the secret key and the "
+        "demo's keys. Default: `instance/` beside the code (Flask's instance folder).",
+    ),
+    Setting(
+        "SECRET_KEY",
+        None,
+        "Signs session cookies. Default: a random key kept in the instance folder.",
+    ),
+)
+
+DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def coerce(name: str, value: Any) -> Any:
+    """Convert an environment string to the type of the setting's default."""
+    default = DEFAULTS.get(name)
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError(f"CIVILITY_{name}: expected a boolean (true/false), got {value!r}")
+    if isinstance(default, int | float) and not isinstance(value, bool):
+        try:
+            return type(default)(value)
+        except (TypeError, ValueError):
+            kind = type(default).__name__
+            raise ValueError(f"CIVILITY_{name}: expected {kind}, got {value!r}") from None
+    if isinstance(default, str) and not isinstance(value, str):
+        return str(value)
+    return value

@@ -1,0 +1,111 @@
+"""One JSON error shape for every failure: ``{code, status, message, errors?}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify, request
+from flask_smorest import abort as smorest_abort
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+
+def abort(status: int, message: str, **extra: Any) -> None:
+    """Stop the request with our error shape; ``errors={field: [...]}`` names fields."""
+    smorest_abort(status, message=message, **extra)
+
+
+def field_error(field: str, message: str, status: int = 422) -> None:
+    """Stop the request with one field named in ``errors``."""
+    abort(status, f"Invalid {field}: {message}", errors={"json": {field: [message]}})
+
+
+def field_paths(errors: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the fields in a webargs/marshmallow error dict (locations dropped)."""
+    if not isinstance(errors, dict):
+        return [prefix] if prefix else []
+    paths: list[str] = []
+    for name, value in errors.items():
+        name = str(name)
+        if not prefix and name in LOCATIONS:
+            paths += field_paths(value)
+        else:
+            paths += field_paths(value, f"{prefix}.{name}" if prefix else name)
+    return paths
+
+
+LOCATIONS = ("json", "query", "path", "headers", "form", "cookies", "files")
+
+
+def _message(error: HTTPException, data: dict[str, Any], errors: Any) -> str:
+    if data.get("message"):
+        return data["message"]
+    if error.code == 400 and errors and "json" in errors:
+        return "Invalid JSON body."
+    if error.code == 422 and errors:
+        fields = field_paths(errors)
+        if fields:
+            return "Invalid input: " + ", ".join(fields) + "."
+    return error.description or error.name
+
+
+def _payload(error: HTTPException) -> tuple[dict[str, Any], dict[str, str]]:
+    payload: dict[str, Any] = {"code": error.code, "status": error.name}
+    data = getattr(error, "data", None) or {}
+    errors = data.get("errors") or data.get("messages")
+    payload["message"] = _message(error, data, errors)
+    if errors:
+        payload["errors"] = errors
+    for key, value in data.items():
+        if key not in ("message", "errors", "messages", "headers", "exc", "schema"):
+            payload[key] = value
+    headers = dict(data.get("headers") or {})
+    return payload, headers
+
+
+def handle_http_exception(error: HTTPException):
+    """Render any HTTPException (abort, 404, 405, 413, webargs 400/422) as JSON."""
+    payload, headers = _payload(error)
+    response = jsonify(payload)
+    response.status_code = error.code or 500
+    # Keep headers the exception itself carries (Allow on 405, Retry-After on 429).
+    own = error.get_response().headers
+    for name in ("Allow", "Retry-After"):
+        if name in own:
+            response.headers[name] = own[name]
+    response.headers.update(headers)
+    return response
+
+
+def handle_unexpected(error: Exception):
+    """Log the traceback and answer a 500 in the shared shape, never an HTML page."""
+    log.exception("unhandled error: %s", type(error).__name__)
+    return handle_http_exception(InternalServerError())
+
+
+def handle_rate_limited(error: HTTPException):
+    """429 with Retry-After: Flask-Limiter's headers plus our shape."""
+    response = handle_http_exception(error)
+    response.headers.setdefault("Retry-After", "60")
+    return response
+
+
+def require_json_body() -> None:
+    """415 for a body that is not declared JSON (else it would read as missing fields)."""
+    if (
+        request.method in ("POST", "PUT", "PATCH")
+        and request.content_length
+        and not request.is_json
+    ):
+        abort(415, "Send the body as JSON with Content-Type: application/json.")
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers, replacing flask-smorest's default one."""
+    app.json.sort_keys = False
+    app.before_request(require_json_body)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(429, handle_rate_limited)
+    app.register_error_handler(Exception, handle_unexpected)

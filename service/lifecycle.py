@@ -1,0 +1,83 @@
+"""The one place a comment's status changes: checks the move, updates counters, writes the event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.extensions import db
+from service.models import Comment, ModerationEvent, utcnow
+from service.moderation.states import CommentStatus, can_move
+
+
+class IllegalMove(Exception):
+    """The state machine does not allow this move."""
+
+    def __init__(self, comment: Comment, to_status: CommentStatus) -> None:
+        super().__init__(f"comment {comment.id}: {comment.status} -> {to_status} is not allowed")
+        self.current_status = CommentStatus(comment.status)
+        self.to_status = to_status
+
+
+def record_created(comment: Comment, actor: str) -> ModerationEvent:
+    """Audit the arrival of a new (pending) comment; call after it is flushed."""
+    event = ModerationEvent(
+        site_id=comment.site_id,
+        comment_id=comment.id,
+        from_status=None,
+        to_status=CommentStatus.PENDING,
+        actor=actor,
+    )
+    db.session.add(event)
+    return event
+
+
+def move(
+    comment: Comment,
+    to_status: CommentStatus,
+    *,
+    actor: str,
+    reason_code: str | None = None,
+    note: str | None = None,
+    reasons: list[dict[str, Any]] | None = None,
+    scores: dict[str, float] | None = None,
+    model: str | None = None,
+    bulk_id: str | None = None,
+) -> ModerationEvent:
+    """Move ``comment`` to ``to_status`` in the caller's transaction and audit it.
+
+    Raises IllegalMove when DESIGN.md's state machine forbids the move.
+    """
+    from_status = CommentStatus(comment.status)
+    if not can_move(from_status, to_status):
+        raise IllegalMove(comment, to_status)
+    _count(comment, from_status, -1)
+    comment.status = to_status
+    _count(comment, to_status, +1)
+    comment.decided_at = utcnow()
+    comment.decided_by = actor
+    if reasons is not None:
+        comment.reasons = reasons
+    event = ModerationEvent(
+        site_id=comment.site_id,
+        comment_id=comment.id,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        reason_code=reason_code,
+        note=note,
+        reasons=reasons,
+        scores=scores,
+        model=model,
+        bulk_id=bulk_id,
+    )
+    db.session.add(event)
+    return event
+
+
+def _count(comment: Comment, status: CommentStatus, delta: int) -> None:
+    # Author counters feed new_author_premod and the moderator's view of an author.
+    author = comment.author
+    if status == CommentStatus.APPROVED:
+        author.approved_count += delta
+    elif status == CommentStatus.REJECTED:
+        author.rejected_count += delta

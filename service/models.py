@@ -1,0 +1,180 @@
+"""Database models: sites, keys, articles, authors, comments, events and reports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from service.extensions import db
+from service.moderation.states import AuthorStatus, CommentStatus
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; Postgres gets a BIGINT identity.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Stores naive UTC, returns aware UTC: SQLite keeps no time zone."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class Site(db.Model):
+    __tablename__ = "site"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    origins: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    # Moderation settings: validated by service.api.site's schema before they land here.
+    mode: Mapped[str] = mapped_column(sa.String(8), default="post")
+    hold_at: Mapped[dict[str, float]] = mapped_column(sa.JSON, default=dict)
+    reject_at: Mapped[dict[str, float]] = mapped_column(sa.JSON, default=dict)
+    banned_words: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    suspect_words: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    hold_links: Mapped[bool] = mapped_column(default=False)
+    new_author_premod: Mapped[int] = mapped_column(default=0)
+    requeue_reports: Mapped[int] = mapped_column(default=3)
+    lazy_articles: Mapped[bool] = mapped_column(default=True)
+    public_reads: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ApiKey(db.Model):
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(sa.String(16))
+    name: Mapped[str] = mapped_column(sa.String(100))
+    prefix: Mapped[str] = mapped_column(sa.String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    site: Mapped[Site] = relationship(lazy="joined")
+
+
+class Article(db.Model):
+    __tablename__ = "article"
+    __table_args__ = (sa.UniqueConstraint("site_id", "ref"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
+    ref: Mapped[str] = mapped_column(sa.String(200))
+    url: Mapped[str | None] = mapped_column(sa.String(2000))
+    title: Mapped[str | None] = mapped_column(sa.String(500))
+    comments_open: Mapped[bool] = mapped_column(default=True)
+    mode: Mapped[str | None] = mapped_column(sa.String(8))
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Author(db.Model):
+    __tablename__ = "author"
+    __table_args__ = (sa.UniqueConstraint("site_id", "ref"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
+    ref: Mapped[str] = mapped_column(sa.String(200))
+    name: Mapped[str | None] = mapped_column(sa.String(200))
+    status: Mapped[str] = mapped_column(sa.String(16), default=AuthorStatus.ACTIVE)
+    status_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+    approved_count: Mapped[int] = mapped_column(default=0)
+    rejected_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Comment(db.Model):
+    __tablename__ = "comment"
+    __table_args__ = (
+        sa.UniqueConstraint("site_id", "idempotency_key"),
+        # Public reads and per-article queues.
+        sa.Index("ix_comment_article_status_created", "article_id", "status", "created_at", "id"),
+        # Site-wide queues and counts.
+        sa.Index("ix_comment_site_status_created", "site_id", "status", "created_at"),
+        sa.Index("ix_comment_author", "author_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
+    article_id: Mapped[int] = mapped_column(sa.ForeignKey("article.id", ondelete="CASCADE"))
+    parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("comment.id", ondelete="SET NULL"))
+    author_id: Mapped[int] = mapped_column(sa.ForeignKey("author.id", ondelete="CASCADE"))
+    body: Mapped[str] = mapped_column(sa.Text)
+    # Assigned only by service.lifecycle.move (and the insert as pending).
+    status: Mapped[str] = mapped_column(sa.String(16), default=CommentStatus.PENDING)
+    scores: Mapped[dict[str, float] | None] = mapped_column(sa.JSON)
+    model: Mapped[str | None] = mapped_column(sa.String(200))
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    client_ip: Mapped[str | None] = mapped_column(sa.String(45))
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", sa.JSON)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(255))
+    request_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(sa.String(100))
+
+    article: Mapped[Article] = relationship(lazy="joined", innerjoin=True)
+    author: Mapped[Author] = relationship(lazy="joined", innerjoin=True)
+
+
+class ModerationEvent(db.Model):
+    """Append-only audit row: one per status change."""
+
+    __tablename__ = "moderation_event"
+    __table_args__ = (
+        sa.Index("ix_event_comment", "comment_id", "id"),
+        sa.Index("ix_event_site_created", "site_id", "created_at"),
+        sa.Index("ix_event_bulk", "bulk_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
+    comment_id: Mapped[int] = mapped_column(sa.ForeignKey("comment.id", ondelete="CASCADE"))
+    from_status: Mapped[str | None] = mapped_column(sa.String(16))
+    to_status: Mapped[str] = mapped_column(sa.String(16))
+    actor: Mapped[str] = mapped_column(sa.String(100))
+    reason_code: Mapped[str | None] = mapped_column(sa.String(50))
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    scores: Mapped[dict[str, float] | None] = mapped_column(sa.JSON)
+    model: Mapped[str | None] = mapped_column(sa.String(200))
+    reasons: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
+    bulk_id: Mapped[str | None] = mapped_column(sa.String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Report(db.Model):
+    __tablename__ = "report"
+    __table_args__ = (sa.Index("ix_report_comment_open", "comment_id", "resolved_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
+    comment_id: Mapped[int] = mapped_column(sa.ForeignKey("comment.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(sa.String(20))
+    reporter_ref: Mapped[str | None] = mapped_column(sa.String(200))
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(sa.String(100))

@@ -1,0 +1,1 @@
+"""Moderation rules: comment states and the policy, pure functions over plain data."""

@@ -1,0 +1,40 @@
+"""Comment states and the moves allowed between them (DESIGN.md, Comment states)."""
+
+from enum import StrEnum
+
+
+class CommentStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    HELD = "held"
+    REJECTED = "rejected"
+    DELETED = "deleted"
+
+
+class AuthorStatus(StrEnum):
+    ACTIVE = "active"
+    TRUSTED = "trusted"
+    PREMOD = "premod"
+    BANNED = "banned"
+
+
+class Mode(StrEnum):
+    POST = "post"
+    PRE = "pre"
+
+
+_S = CommentStatus
+
+# Who may move a comment where. "any -> deleted" is allowed from every live state.
+ALLOWED_MOVES: dict[CommentStatus, frozenset[CommentStatus]] = {
+    _S.PENDING: frozenset({_S.APPROVED, _S.HELD, _S.REJECTED, _S.DELETED}),
+    _S.HELD: frozenset({_S.APPROVED, _S.REJECTED, _S.DELETED}),
+    _S.APPROVED: frozenset({_S.REJECTED, _S.HELD, _S.DELETED}),
+    _S.REJECTED: frozenset({_S.APPROVED, _S.HELD, _S.DELETED}),
+    _S.DELETED: frozenset(),
+}
+
+
+def can_move(from_status: CommentStatus, to_status: CommentStatus) -> bool:
+    """True when the state machine allows ``from_status -> to_status``."""
+    return to_status in ALLOWED_MOVES[CommentStatus(from_status)]

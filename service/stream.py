@@ -1,0 +1,39 @@
+"""The scoring stream: the API adds comment ids, workers read them (DESIGN.md, Queue contract)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import redis
+
+from service.redis_client import get_redis, key
+
+log = logging.getLogger(__name__)
+
+GROUP = "scorers"
+
+
+def score_stream() -> str:
+    """Name of the scoring stream: ``{prefix}:score``."""
+    return key("score")
+
+
+def enqueue(comment_ids: Iterable[int]) -> bool:
+    """XADD each id to the scoring stream; False (logged) when Redis is unreachable.
+
+    A failure here loses nothing: the comment is stored as pending and the
+    worker's sweeper re-enqueues it.
+    """
+    ids = list(comment_ids)
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for comment_id in ids:
+            pipe.xadd(score_stream(), {"comment_id": str(comment_id)})
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning(
+            "comments %s: not enqueued, Redis unavailable (%s); the sweeper will retry", ids, exc
+        )
+        return False
+    return True
