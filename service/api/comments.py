@@ -1,0 +1,389 @@
+"""Comments: submit (202, scored later), read, delete, report; public reads of approved ones."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+import marshmallow as ma
+import sqlalchemy as sa
+from flask import current_app, g, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from service import lifecycle, ratelimit, stream
+from service.api.common import (
+    CleanString,
+    PageArgs,
+    article_or_404,
+    check_ref,
+    comment_or_404,
+    decode_cursor,
+    encode_cursor,
+    find_article,
+    get_or_create,
+    page_size,
+)
+from service.auth import Role, actor_name, current_role, require
+from service.errors import abort, field_error
+from service.extensions import db
+from service.models import Article, Author, Comment, Report, Site
+from service.moderation.states import CommentStatus
+
+blp = Blueprint(
+    "comments", __name__, url_prefix="/v1", description="Submit, read, delete and report comments."
+)
+SECURITY = [{"bearerAuth": []}]
+IDEMPOTENCY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+REPORT_REASONS = ("offensive", "abusive", "spam", "other")
+
+
+class AuthorIn(ma.Schema):
+    id = CleanString(
+        required=True,
+        validate=ma.validate.Length(min=1, max=200),
+        metadata={"description": "The site's own user id."},
+    )
+    name = CleanString(
+        allow_none=True,
+        validate=ma.validate.Length(max=200),
+        metadata={"description": "Display name."},
+    )
+
+
+class CommentIn(ma.Schema):
+    body = CleanString(
+        required=True,
+        multiline=True,
+        metadata={
+            "description": "Plain text, 1-10,000 characters after NFC (CIVILITY_MAX_BODY_CHARS)."
+        },
+    )
+    author = ma.fields.Nested(AuthorIn, required=True)
+    parent_id = ma.fields.Integer(
+        strict=True, allow_none=True, metadata={"description": "A comment of the same article."}
+    )
+    client_ip = ma.fields.IP(
+        allow_none=True, metadata={"description": "The reader's IP, for per-IP rate limits."}
+    )
+    metadata = ma.fields.Dict(
+        keys=ma.fields.String(),
+        allow_none=True,
+        metadata={
+            "description": "Free-form client data, stored as is (CIVILITY_MAX_METADATA_BYTES)."
+        },
+    )
+
+    @ma.validates("body")
+    def _body(self, value: str, **kwargs: Any) -> None:
+        if not value.strip():
+            raise ma.ValidationError("Must not be empty or only whitespace.")
+        limit = current_app.config["MAX_BODY_CHARS"]
+        if len(value) > limit:
+            raise ma.ValidationError(f"At most {limit} characters; this has {len(value)}.")
+
+    @ma.validates("metadata")
+    def _metadata(self, value: dict | None, **kwargs: Any) -> None:
+        limit = current_app.config["MAX_METADATA_BYTES"]
+        if value is not None and len(json.dumps(value)) > limit:
+            raise ma.ValidationError(f"At most {limit} bytes of JSON.")
+
+
+class AuthorOut(ma.Schema):
+    id = ma.fields.String(attribute="ref")
+    name = ma.fields.String(allow_none=True)
+
+
+class CommentOut(ma.Schema):
+    id = ma.fields.Integer()
+    article = ma.fields.String(attribute="article.ref", metadata={"description": "Article ref."})
+    parent_id = ma.fields.Integer(allow_none=True)
+    author = ma.fields.Nested(AuthorOut)
+    body = ma.fields.String()
+    status = ma.fields.String(
+        metadata={"description": "pending, approved, held, rejected or deleted."}
+    )
+    created_at = ma.fields.AwareDateTime()
+    decided_at = ma.fields.AwareDateTime(allow_none=True)
+    # Moderator and admin keys only:
+    scores = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Float(), allow_none=True)
+    model = ma.fields.String(allow_none=True)
+    reasons = ma.fields.List(ma.fields.Dict())
+    decided_by = ma.fields.String(allow_none=True)
+    scored_at = ma.fields.AwareDateTime(allow_none=True)
+    client_ip = ma.fields.String(allow_none=True)
+    metadata = ma.fields.Dict(attribute="meta", allow_none=True)
+
+
+MODERATOR_FIELDS = (
+    "scores",
+    "model",
+    "reasons",
+    "decided_by",
+    "scored_at",
+    "client_ip",
+    "metadata",
+)
+SITE_FIELDS = tuple(f for f in CommentOut().fields if f not in MODERATOR_FIELDS)
+
+
+class PublicComment(ma.Schema):
+    id = ma.fields.Integer()
+    parent_id = ma.fields.Integer(allow_none=True)
+    author = ma.fields.Nested(AuthorOut)
+    body = ma.fields.String()
+    created_at = ma.fields.AwareDateTime()
+
+
+class PublicPage(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(PublicComment))
+    next_cursor = ma.fields.String(
+        allow_none=True, metadata={"description": "Pass as `cursor`; null at the end."}
+    )
+
+
+class PublicArgs(PageArgs):
+    order = ma.fields.String(
+        load_default="oldest", validate=ma.validate.OneOf(["oldest", "newest"])
+    )
+    site = ma.fields.Integer(metadata={"description": "Site id, for reads without a key."})
+
+
+class ReportIn(ma.Schema):
+    reason = ma.fields.String(required=True, validate=ma.validate.OneOf(REPORT_REASONS))
+    reporter_id = CleanString(
+        allow_none=True,
+        validate=ma.validate.Length(max=200),
+        metadata={"description": "The site's id of the reporting reader."},
+    )
+    note = CleanString(allow_none=True, multiline=True, validate=ma.validate.Length(max=2000))
+
+
+class ReportOut(ma.Schema):
+    id = ma.fields.Integer()
+    comment_id = ma.fields.Integer()
+    reason = ma.fields.String()
+    reporter_id = ma.fields.String(attribute="reporter_ref", allow_none=True)
+    note = ma.fields.String(allow_none=True)
+    created_at = ma.fields.AwareDateTime()
+
+
+def comment_view(comment: Comment) -> Comment | dict:
+    """The comment as the current key's role may see it."""
+    role = current_role()
+    if role is not None and role >= Role.MODERATOR:
+        return comment
+    return {name: getattr(comment, name) for name in SITE_FIELDS}
+
+
+def _idempotency_key() -> str | None:
+    value = request.headers.get("Idempotency-Key")
+    if value is not None and not IDEMPOTENCY_RE.match(value):
+        abort(
+            422,
+            "Invalid Idempotency-Key: 1-255 printable ASCII characters.",
+            errors={"headers": {"Idempotency-Key": ["1-255 printable ASCII characters."]}},
+        )
+    return value
+
+
+def _request_hash(ref: str, fields: dict) -> str:
+    canonical = json.dumps({"article": ref, **fields}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(site: Site, idem_key: str, request_hash: str) -> Comment | None:
+    """The comment an earlier request with this Idempotency-Key created; 409 if it differs."""
+    comment = db.session.scalar(
+        sa.select(Comment).where(Comment.site_id == site.id, Comment.idempotency_key == idem_key)
+    )
+    if comment is not None and comment.request_hash != request_hash:
+        abort(
+            409,
+            "Idempotency-Key was already used with a different request.",
+            errors={"headers": {"Idempotency-Key": ["Already used with another body."]}},
+        )
+    return comment
+
+
+def _article_for_submit(ref: str) -> Article:
+    article = find_article(check_ref(ref))
+    if article is None:
+        if not g.site.lazy_articles:
+            abort(404, f"No article {ref!r} on this site; register it with PUT first.")
+        article = get_or_create(Article, site_id=g.site.id, ref=ref)
+    if not article.comments_open:
+        abort(409, f"Comments are closed on article {ref!r}.")
+    return article
+
+
+@blp.route("/articles/<ref>/comments")
+class ArticleComments(MethodView):
+    @blp.doc(security=SECURITY)
+    @require(Role.SITE)
+    @blp.arguments(CommentIn)
+    @blp.response(202, CommentOut)
+    def post(self, fields: dict, ref: str):
+        """Submit a comment: stored as pending, answered 202, scored by a worker."""
+        site = g.site
+        ratelimit.check("author", f"{site.id}:{fields['author']['id']}")
+        if fields.get("client_ip"):
+            ratelimit.check("ip", str(fields["client_ip"]))
+        idem_key = _idempotency_key()
+        request_hash = _request_hash(ref, fields)
+        if idem_key is not None:
+            earlier = _replay(site, idem_key, request_hash)
+            if earlier is not None:
+                return comment_view(earlier)
+
+        article = _article_for_submit(ref)
+        parent_id = fields.get("parent_id")
+        if parent_id is not None:
+            parent = db.session.get(Comment, parent_id)
+            if parent is None or parent.article_id != article.id:
+                field_error("parent_id", "Must be a comment of the same article.")
+        author_in = fields["author"]
+        author = get_or_create(
+            Author, site_id=site.id, ref=author_in["id"], defaults={"name": author_in.get("name")}
+        )
+        if author_in.get("name") and author.name != author_in["name"]:
+            author.name = author_in["name"]
+        comment = Comment(
+            site_id=site.id,
+            article=article,
+            author=author,
+            parent_id=parent_id,
+            body=fields["body"],
+            status=CommentStatus.PENDING,
+            client_ip=str(fields["client_ip"]) if fields.get("client_ip") else None,
+            meta=fields.get("metadata"),
+            idempotency_key=idem_key,
+            request_hash=request_hash,
+        )
+        db.session.add(comment)
+        try:
+            db.session.flush()
+        except sa.exc.IntegrityError:
+            # A concurrent request with the same Idempotency-Key won the insert.
+            db.session.rollback()
+            earlier = _replay(site, idem_key, request_hash) if idem_key else None
+            if earlier is None:
+                raise
+            return comment_view(earlier)
+        lifecycle.record_created(comment, actor_name())
+        db.session.commit()
+        stream.enqueue([comment.id])
+        return comment_view(comment)
+
+    @blp.doc(security=[{}, *SECURITY])
+    @require(Role.SITE, optional=True)
+    @blp.arguments(PublicArgs, location="query")
+    @blp.etag
+    @blp.response(200, PublicPage)
+    def get(self, args: dict, ref: str):
+        """List approved comments; with a key, or without one where the site allows it."""
+        if g.site is None:
+            g.site = _public_site(args.get("site"))
+        article = article_or_404(ref)
+        cfg = current_app.config
+        limit = page_size(args.get("limit"), cfg["PAGE_SIZE"], cfg["PAGE_SIZE_MAX"])
+        newest = args["order"] == "newest"
+        key = (Comment.created_at, Comment.id)
+        query = sa.select(Comment).where(
+            Comment.article_id == article.id, Comment.status == CommentStatus.APPROVED
+        )
+        if args.get("cursor"):
+            after = sa.tuple_(*key)
+            bound = sa.tuple_(*(sa.literal(v) for v in decode_cursor(args["cursor"])))
+            query = query.where(after < bound if newest else after > bound)
+        order = [c.desc() for c in key] if newest else list(key)
+        rows = db.session.scalars(query.order_by(*order).limit(limit + 1)).all()
+        items, more = rows[:limit], len(rows) > limit
+        next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if more else None
+        return {"items": items, "next_cursor": next_cursor}
+
+
+def _public_site(site_id: int | None) -> Site:
+    """The site of an anonymous read: 401 unless it names a site that allows public reads."""
+    ratelimit.check("ip", request.remote_addr or "unknown")
+    site = db.session.get(Site, site_id) if site_id is not None else None
+    if site is None or not site.public_reads:
+        abort(
+            401,
+            "A valid API key is required, or `site` naming a site with public reads on.",
+            headers={"WWW-Authenticate": 'Bearer realm="civility"'},
+        )
+    return site
+
+
+@blp.after_app_request
+def _cors(response):
+    """Let a site's own origins read its public comment lists from browsers."""
+    site = g.get("site")
+    origin = request.headers.get("Origin")
+    if site is not None and g.get("api_key") is None and request.method == "GET":
+        response.vary.add("Origin")
+        if origin and origin in (site.origins or []):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = "ETag"
+    return response
+
+
+@blp.route("/comments/<int:comment_id>")
+class CommentResource(MethodView):
+    decorators = [require(Role.SITE)]
+
+    @blp.doc(security=SECURITY)
+    @blp.response(200, CommentOut)
+    def get(self, comment_id: int):
+        """Read a comment's status (moderator keys also see scores, model and reasons)."""
+        return comment_view(comment_or_404(comment_id))
+
+    @blp.doc(security=SECURITY)
+    @blp.response(200, CommentOut)
+    def delete(self, comment_id: int):
+        """Delete a comment (author or site request); audited, idempotent."""
+        comment = comment_or_404(comment_id)
+        if comment.status != CommentStatus.DELETED:
+            lifecycle.move(
+                comment, CommentStatus.DELETED, actor=actor_name(), reason_code="deleted"
+            )
+            db.session.commit()
+        return comment_view(comment)
+
+
+@blp.route("/comments/<int:comment_id>/reports")
+class CommentReports(MethodView):
+    decorators = [require(Role.SITE)]
+
+    @blp.doc(security=SECURITY)
+    @blp.arguments(ReportIn)
+    @blp.response(201, ReportOut)
+    def post(self, fields: dict, comment_id: int):
+        """Report a comment on behalf of a reader; one open report per reader and comment."""
+        comment = comment_or_404(comment_id)
+        if comment.status == CommentStatus.DELETED:
+            abort(409, f"Comment {comment_id} is deleted.")
+        reporter = fields.get("reporter_id")
+        if reporter:
+            earlier = db.session.scalar(
+                sa.select(Report).where(
+                    Report.comment_id == comment.id,
+                    Report.reporter_ref == reporter,
+                    Report.resolved_at.is_(None),
+                )
+            )
+            if earlier is not None:
+                return earlier
+        report = Report(
+            site_id=comment.site_id,
+            comment_id=comment.id,
+            reason=fields["reason"],
+            reporter_ref=reporter,
+            note=fields.get("note"),
+        )
+        db.session.add(report)
+        db.session.commit()
+        return report

@@ -1,0 +1,154 @@
+"""Pieces every blueprint uses: tenant-scoped lookups, text checks and cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import unicodedata
+from datetime import datetime
+from typing import Any
+
+import marshmallow as ma
+import sqlalchemy as sa
+from flask import g
+
+from service.errors import abort
+from service.extensions import db
+from service.models import Article, Comment
+
+REF_RE = re.compile(r"^[A-Za-z0-9._~-]{1,200}$")
+REF_RULE = "1-200 characters of A-Z a-z 0-9 . _ ~ -"
+
+
+def check_ref(ref: str, field: str = "ref") -> str:
+    """422 naming ``field`` unless ``ref`` is a URL-safe reference."""
+    if not REF_RE.match(ref):
+        abort(
+            422,
+            f"Invalid {field}: expected {REF_RULE}.",
+            errors={"path": {field: [f"Expected {REF_RULE}."]}},
+        )
+    return ref
+
+
+def find_article(ref: str) -> Article | None:
+    """The current site's article ``ref``, or None."""
+    return db.session.scalar(
+        sa.select(Article).where(Article.site_id == g.site.id, Article.ref == ref)
+    )
+
+
+def article_or_404(ref: str) -> Article:
+    """The current site's article ``ref``; 404 when it is not this site's."""
+    article = find_article(check_ref(ref))
+    if article is None:
+        abort(404, f"No article {ref!r} on this site.")
+    return article
+
+
+def comment_or_404(comment_id: int) -> Comment:
+    """The current site's comment; 404 for unknown ids and other sites' comments alike."""
+    comment = db.session.get(Comment, comment_id)
+    if comment is None or comment.site_id != g.site.id:
+        abort(404, f"No comment {comment_id} on this site.")
+    return comment
+
+
+def clean_text(value: str, *, allow_newlines: bool) -> str:
+    """NFC-normalise; raise ValidationError on control characters or lone surrogates."""
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    value = unicodedata.normalize("NFC", value)
+    for ch in value:
+        if allow_newlines and ch in "\n\t":
+            continue
+        category = unicodedata.category(ch)
+        if category == "Cs":
+            raise ma.ValidationError(f"Contains an unpaired surrogate (U+{ord(ch):04X}).")
+        if category == "Cc":
+            raise ma.ValidationError(
+                f"Contains a control character (U+{ord(ch):04X}); only newline and tab are allowed."
+                if allow_newlines
+                else f"Contains a control character (U+{ord(ch):04X})."
+            )
+    return value
+
+
+class CleanString(ma.fields.String):
+    """A string field that NFC-normalises and refuses control characters."""
+
+    def __init__(self, *args: Any, multiline: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.multiline = multiline
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        return clean_text(
+            super()._deserialize(value, attr, data, **kwargs), allow_newlines=self.multiline
+        )
+
+
+class PageArgs(ma.Schema):
+    limit = ma.fields.Integer(
+        validate=ma.validate.Range(min=1), metadata={"description": "Page size (default 50)."}
+    )
+    cursor = ma.fields.String(
+        validate=ma.validate.Length(max=200),
+        metadata={"description": "Opaque cursor from the previous page's `next_cursor`."},
+    )
+
+
+def page_size(limit: int | None, default: int, maximum: int) -> int:
+    """The page size to use; 422 naming ``limit`` when it exceeds ``maximum``."""
+    if limit is None:
+        return default
+    if limit > maximum:
+        abort(
+            422,
+            f"Invalid limit: at most {maximum}.",
+            errors={"query": {"limit": [f"Must be at most {maximum}."]}},
+        )
+    return limit
+
+
+def encode_cursor(created_at: datetime, row_id: int) -> str:
+    """An opaque keyset cursor for ``(created_at, id)`` ordering."""
+    raw = json.dumps([created_at.isoformat(), row_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """Inverse of encode_cursor; 422 naming ``cursor`` when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, row_id = json.loads(raw)
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None or not isinstance(row_id, int):
+            raise ValueError(cursor)
+        return when, row_id
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):
+        abort(
+            422,
+            "Invalid cursor: use the next_cursor of a previous page.",
+            errors={"query": {"cursor": ["Not a valid cursor."]}},
+        )
+        raise  # unreachable: abort raises
+
+
+def get_or_create(model: type, defaults: dict[str, Any] | None = None, **keys: Any) -> Any:
+    """The row of ``model`` matching ``keys``, inserting it if absent; safe under races.
+
+    The insert runs in a savepoint so a concurrent insert of the same key
+    (unique constraint) costs a re-read, not the caller's transaction.
+    """
+    query = sa.select(model).filter_by(**keys)
+    row = db.session.scalar(query)
+    if row is not None:
+        return row
+    try:
+        with db.session.begin_nested():
+            row = model(**keys, **(defaults or {}))
+            db.session.add(row)
+    except sa.exc.IntegrityError:
+        row = db.session.scalar(query)
+    return row

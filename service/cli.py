@@ -1,0 +1,126 @@
+"""The ``civility`` command: Flask's commands plus sites, keys, serve and demo (JSON on stdout)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from typing import Any
+
+import click
+from flask.cli import FlaskGroup, with_appcontext
+
+from service import create_app
+from service.auth import Role, create_key, revoke_key
+from service.extensions import db
+from service.models import Site
+
+
+def emit(payload: dict[str, Any]) -> None:
+    """Print one JSON object on stdout, for scripts."""
+    click.echo(json.dumps(payload, default=str))
+
+
+@click.group(
+    cls=FlaskGroup,
+    create_app=create_app,
+    add_version_option=False,
+    load_dotenv=False,
+    set_debug_flag=False,
+)
+def main() -> None:
+    """Civility: self-hosted comment moderation."""
+
+
+@main.group()
+def sites() -> None:
+    """Manage sites (tenants)."""
+
+
+@sites.command("create")
+@click.argument("name")
+@click.option("--origin", "origins", multiple=True, help="Allowed browser origin (repeatable).")
+@click.option(
+    "--public-reads/--no-public-reads",
+    default=False,
+    help="Let browsers read approved comments without a key.",
+)
+@with_appcontext
+def sites_create(name: str, origins: tuple[str, ...], public_reads: bool) -> None:
+    """Create a site and its first admin key."""
+    site = Site(name=name, origins=list(origins), public_reads=public_reads)
+    db.session.add(site)
+    db.session.flush()
+    key = create_key(site, Role.ADMIN, "admin")
+    db.session.commit()
+    emit({"site_id": site.id, "admin_key": key})
+
+
+@main.group()
+def keys() -> None:
+    """Manage API keys."""
+
+
+@keys.command("create")
+@click.option("--site", "site_id", type=int, required=True, help="Site id.")
+@click.option("--role", type=click.Choice([r.label for r in Role]), required=True)
+@click.option("--name", required=True, help="Who uses it; the actor in the audit trail.")
+@with_appcontext
+def keys_create(site_id: int, role: str, name: str) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+    site = db.session.get(Site, site_id)
+    if site is None:
+        raise click.BadParameter(f"no site {site_id}", param_hint="--site")
+    key = create_key(site, Role.parse(role), name)
+    db.session.commit()
+    emit({"key": key, "site_id": site_id, "role": role, "name": name})
+
+
+@keys.command("revoke")
+@click.argument("key_prefix")
+@with_appcontext
+def keys_revoke(key_prefix: str) -> None:
+    """Revoke the key starting with KEY_PREFIX (its first 12 characters or the whole key)."""
+    api_key = revoke_key(key_prefix)
+    if api_key is None:
+        raise click.BadParameter(f"no key starts with {key_prefix!r}", param_hint="KEY_PREFIX")
+    db.session.commit()
+    emit({"revoked": api_key.prefix, "revoked_at": api_key.revoked_at})
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn workers.")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the API under gunicorn (replaces this process)."""
+    gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or "gunicorn"
+    argv = [
+        gunicorn,
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--access-logfile",
+        "-",
+        "--graceful-timeout",
+        "20",
+        "service:create_app()",
+    ]
+    os.execvp(argv[0], argv)
+
+
+@main.command()
+@click.option(
+    "--url",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Where the API will listen, for the printed curl lines.",
+)
+@with_appcontext
+def demo(url: str) -> None:
+    """Create the demo site, keys, article and comments (idempotent); print keys and curl lines."""
+    from service.demo import run_demo
+
+    emit(run_demo(url))

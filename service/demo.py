@@ -1,0 +1,146 @@
+"""``civility demo``: a demo site, keys, the seed article and comments written for the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from service.auth import Role, authenticate_token, create_key
+from service.extensions import db
+from service.models import Site
+
+SITE_NAME = "Civility demo"
+ARTICLE_REF = "putin-xi-call-2024-02-08"
+# Registered by title and date only: the article's text is not ours to copy.
+ARTICLE = {
+    "title": "Putin and Xi Reject U.S. Interference, Pledge Close Coordination in Phone Call",
+    "published_at": "2024-02-08T19:24:07+00:00",
+    "comments_open": True,
+}
+# Written for this demo: some civil, some not, so every policy outcome shows up.
+COMMENTS: list[dict[str, Any]] = [
+    {
+        "author": {"id": "reader-ana", "name": "Ana"},
+        "body": "The readout stresses a 'multipolar' order again. I would like to know which "
+        "concrete coordination steps were agreed, beyond the statements.",
+    },
+    {
+        "author": {"id": "reader-tom", "name": "Tom"},
+        "body": "Does anyone have the Chinese side's readout of the call? Comparing the two "
+        "usually shows which points each side wanted to stress.",
+    },
+    {
+        "author": {"id": "reader-lee", "name": "Lee"},
+        "body": "This piece relies on a single Kremlin briefing. A report on a call between two "
+        "governments deserves a second source.",
+    },
+    {
+        "author": {"id": "reader-max", "name": "Max"},
+        "body": "Anyone who believes a word of this is a complete idiot. Shut up and go back to "
+        "your propaganda channel, morons.",
+    },
+    {
+        "author": {"id": "reader-kat", "name": "Kat"},
+        "body": "What a load of fucking bullshit, this stupid reporter can't write.",
+    },
+    {
+        "author": {"id": "reader-sam", "name": "Sam"},
+        "body": "Great analysis! Earn $500 a day from home, visit www.quick-cash-now.example "
+        "for details.",
+    },
+    {
+        "author": {"id": "reader-ana", "name": "Ana"},
+        "reply_to": 0,
+        "body": "Replying to myself: the Kremlin page has the full transcript of the briefing.",
+    },
+]
+
+
+def _keys_file() -> Path:
+    return Path(current_app.instance_path) / "demo-keys.json"
+
+
+def _demo_site() -> Site:
+    site = db.session.scalar(sa.select(Site).where(Site.name == SITE_NAME))
+    if site is None:
+        site = Site(
+            name=SITE_NAME,
+            public_reads=True,
+            origins=["http://127.0.0.1:8000", "http://localhost:8000"],
+        )
+        db.session.add(site)
+        db.session.flush()
+    return site
+
+
+def _demo_keys(site: Site) -> dict[str, str]:
+    """Reuse the keys saved by an earlier run when they still work; else make new ones."""
+    path = _keys_file()
+    saved: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    keys = {}
+    for role in Role:
+        key = saved.get(role.label)
+        api_key = authenticate_token(key) if key else None
+        if api_key is None or api_key.site_id != site.id or api_key.role != role.label:
+            key = create_key(site, role, f"demo-{role.label}")
+        keys[role.label] = key
+    db.session.commit()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(keys, f)
+    return keys
+
+
+def run_demo(base_url: str) -> dict[str, Any]:
+    """Create (idempotently) everything the demo needs, through the public API."""
+    site = _demo_site()
+    keys = _demo_keys(site)
+    client = current_app.test_client()
+    auth = {"Authorization": f"Bearer {keys['site']}"}
+    answer = client.put(f"/v1/articles/{ARTICLE_REF}", json=ARTICLE, headers=auth)
+    if answer.status_code != 200:
+        raise RuntimeError(f"demo article: {answer.status_code} {answer.get_json()}")
+    ids: list[int] = []
+    for n, comment in enumerate(COMMENTS):
+        payload = {k: v for k, v in comment.items() if k != "reply_to"}
+        if "reply_to" in comment:
+            payload["parent_id"] = ids[comment["reply_to"]]
+        answer = client.post(
+            f"/v1/articles/{ARTICLE_REF}/comments",
+            json=payload,
+            headers={**auth, "Idempotency-Key": f"demo-comment-{n}"},
+        )
+        if answer.status_code != 202:
+            raise RuntimeError(f"demo comment {n}: {answer.status_code} {answer.get_json()}")
+        ids.append(answer.get_json()["id"])
+    return {
+        "site_id": site.id,
+        "keys": keys,
+        "article": ARTICLE_REF,
+        "comment_ids": ids,
+        "curl": curl_lines(base_url, site.id, keys, ids[0]),
+    }
+
+
+def curl_lines(base_url: str, site_id: int, keys: dict[str, str], comment_id: int) -> list[str]:
+    """Three commands a newcomer can paste: submit, read approved comments, read one status."""
+    body = json.dumps(
+        {
+            "body": "Thanks for the summary, I had missed this call.",
+            "author": {"id": "reader-you", "name": "You"},
+        }
+    )
+    comments = f"{base_url}/v1/articles/{ARTICLE_REF}/comments"
+    return [
+        f"curl -s -X POST {comments} -H {shlex.quote('Authorization: Bearer ' + keys['site'])}"
+        f" -H 'Content-Type: application/json' -d {shlex.quote(body)}",
+        f"curl -s {shlex.quote(comments + f'?site={site_id}')}",
+        f"curl -s {base_url}/v1/comments/{comment_id}"
+        f" -H {shlex.quote('Authorization: Bearer ' + keys['moderator'])}",
+    ]

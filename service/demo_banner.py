@@ -1,0 +1,26 @@
+"""Prints ``civility demo``'s JSON (read on stdin) for a person: keys, URLs and curl lines."""
+
+import json
+import sys
+
+
+def main() -> None:
+    """Read the demo's JSON from stdin and print it readably."""
+    demo = json.load(sys.stdin)
+    keys = demo["keys"]
+    print(f"""
+Civility is starting. Demo site {demo["site_id"]}, article {demo["article"]!r}.
+
+  site key       {keys["site"]}
+  moderator key  {keys["moderator"]}
+  admin key      {keys["admin"]}
+
+Try (the demo's comments are scored within seconds of the worker starting):
+""")
+    for line in demo["curl"]:
+        print(f"  {line}\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
