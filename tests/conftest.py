@@ -1,0 +1,198 @@
+"""Fixtures: a real database per backend (SQLite and Postgres), a real Redis under a test prefix."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from service import create_app
+from service.auth import Role, create_key
+from service.extensions import db
+from service.models import Site
+
+# Which databases the suite runs against; CI runs both.
+BACKENDS = os.environ.get("CIVILITY_TEST_DATABASES", "sqlite,postgresql").split(",")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CIVILITY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("CIVILITY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RUN_ID = uuid.uuid4().hex[:8]
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def postgres_database(name: str) -> str:
+    """Create an empty Postgres database and return its URL."""
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_postgres_database(name: str) -> None:
+    """Drop a database made by postgres_database."""
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def migrate(url: str, instance: Path) -> None:
+    """Bring the database at ``url`` to the newest migration (the way operators do)."""
+    from flask_migrate import upgrade
+
+    app = create_app(
+        {
+            "DATABASE_URL": url,
+            "INSTANCE_PATH": str(instance),
+            "SECRET_KEY": "test",
+            "REDIS_URL": REDIS_URL,
+        }
+    )
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated, empty database of each backend, shared by the tests of a session."""
+    instance = tmp_path_factory.mktemp("instance")
+    if request.param == "sqlite":
+        url = f"sqlite:///{instance / 'test.sqlite3'}"
+        migrate(url, instance)
+        yield url
+    elif request.param == "postgresql":
+        name = f"civility_test_{RUN_ID}"
+        url = postgres_database(name)
+        migrate(url, instance)
+        yield url
+        drop_postgres_database(name)
+    else:
+        raise ValueError(f"unknown backend {request.param!r} in CIVILITY_TEST_DATABASES")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> redis.Redis:
+    """The real Redis the tests use (each test under its own key prefix)."""
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    client.ping()
+    return client
+
+
+@pytest.fixture
+def redis_prefix(redis_server: redis.Redis) -> Iterator[str]:
+    """A key prefix for one test; its keys are deleted afterwards."""
+    prefix = f"civility-test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
+    yield prefix
+    keys = list(redis_server.scan_iter(f"{prefix}:*", count=1000))
+    if keys:
+        redis_server.delete(*keys)
+
+
+def clear_tables() -> None:
+    """Delete every row, children first, so the next test starts empty."""
+    with db.engine.begin() as conn:
+        for table in reversed(db.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture
+def config(database_url: str, redis_prefix: str, tmp_path: Path) -> dict[str, Any]:
+    """The test app's settings; tests may change them before asking for ``app``."""
+    return {
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "REDIS_PREFIX": redis_prefix,
+        "RATELIMIT_ENABLED": False,
+        "SECRET_KEY": "test-secret",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+    }
+
+
+@pytest.fixture
+def app(config: dict[str, Any]) -> Iterator[Flask]:
+    """A Civility app on the test database and Redis prefix; tables are emptied afterwards."""
+    app = create_app(config)
+    with app.app_context():
+        yield app
+        db.session.remove()
+        clear_tables()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@dataclass
+class SiteKeys:
+    """A site and one key of each role."""
+
+    id: int
+    site: str
+    moderator: str
+    admin: str
+
+    def auth(self, role: str = "site") -> dict[str, str]:
+        """The Authorization header for this site's key of ``role``."""
+        return {"Authorization": f"Bearer {getattr(self, role)}"}
+
+
+@pytest.fixture
+def make_site(app: Flask):
+    """Factory: a new site with a key per role."""
+
+    def make(name: str = "Example News", **settings: Any) -> SiteKeys:
+        site = Site(name=name, **settings)
+        db.session.add(site)
+        db.session.flush()
+        keys = {role.label: create_key(site, role, f"{name}-{role.label}") for role in Role}
+        db.session.commit()
+        return SiteKeys(id=site.id, **keys)
+
+    return make
+
+
+@pytest.fixture
+def site(make_site) -> SiteKeys:
+    return make_site()
+
+
+@pytest.fixture
+def other_site(make_site) -> SiteKeys:
+    return make_site("Other Gazette")
+
+
+@pytest.fixture
+def submit(client: FlaskClient, site: SiteKeys):
+    """Submit a comment as ``site`` (or ``as_site``); returns the response."""
+
+    def post(
+        body: str = "A thoughtful comment.",
+        article: str = "article-1",
+        author: str = "reader-1",
+        as_site: SiteKeys | None = None,
+        headers: dict[str, str] | None = None,
+        **fields: Any,
+    ):
+        payload = {"body": body, "author": {"id": author, "name": author.title()}, **fields}
+        all_headers = {**(as_site or site).auth(), **(headers or {})}
+        return client.post(f"/v1/articles/{article}/comments", json=payload, headers=all_headers)
+
+    return post

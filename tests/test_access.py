@@ -1,0 +1,128 @@
+"""Authentication, roles on every route, and tenant isolation."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from service.auth import revoke_key
+from service.extensions import db
+from service.models import Article, Comment, Report
+
+# Every /v1 route with the least role it needs. test_every_route_is_listed keeps it complete.
+ROUTES = {
+    ("GET", "/v1/articles/<ref>"): "site",
+    ("PUT", "/v1/articles/<ref>"): "site",
+    ("POST", "/v1/articles/<ref>/comments"): "site",
+    ("GET", "/v1/articles/<ref>/comments"): "site",
+    ("GET", "/v1/comments/<int:comment_id>"): "site",
+    ("DELETE", "/v1/comments/<int:comment_id>"): "site",
+    ("POST", "/v1/comments/<int:comment_id>/reports"): "site",
+}
+ROLES = ["site", "moderator", "admin"]
+BODIES = {
+    ("PUT", "/v1/articles/<ref>"): {"title": "Mine now"},
+    ("POST", "/v1/articles/<ref>/comments"): {"body": "hi", "author": {"id": "x"}},
+    ("POST", "/v1/comments/<int:comment_id>/reports"): {"reason": "spam"},
+}
+
+
+def fill(rule: str, ref: str, comment_id: int) -> str:
+    return re.sub(r"<int:comment_id>", str(comment_id), rule.replace("<ref>", ref))
+
+
+def call(client, method, rule, headers, ref="article-1", comment_id=1):
+    return client.open(
+        fill(rule, ref, comment_id), method=method, headers=headers, json=BODIES.get((method, rule))
+    )
+
+
+def test_every_route_is_listed(app):
+    found = {
+        (method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/v1/")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    assert found == set(ROUTES)
+
+
+@pytest.mark.parametrize(("method", "rule"), sorted(ROUTES))
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer civ_not-a-real-key-at-all"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer "},
+    ],
+    ids=["no-key", "unknown-key", "wrong-scheme", "empty-token"],
+)
+def test_every_route_refuses_requests_without_a_valid_key(client, site, method, rule, headers):
+    answer = call(client, method, rule, headers)
+    assert answer.status_code == 401
+    assert answer.get_json()["code"] == 401
+    assert "WWW-Authenticate" in answer.headers
+
+
+@pytest.mark.parametrize(("method", "rule"), sorted(ROUTES))
+def test_every_route_enforces_its_role(client, site, submit, method, rule):
+    comment_id = submit().get_json()["id"]
+    needed = ROLES.index(ROUTES[(method, rule)])
+    for index, role in enumerate(ROLES):
+        answer = call(client, method, rule, site.auth(role), comment_id=comment_id)
+        if index < needed:
+            assert answer.status_code == 403, (role, answer.get_json())
+        else:
+            assert answer.status_code not in (401, 403), (role, answer.get_json())
+
+
+def test_revoked_key_is_refused(client, site, app):
+    revoke_key(site.site)
+    db.session.commit()
+    assert client.get("/v1/articles/x", headers=site.auth()).status_code == 401
+
+
+def test_key_with_right_prefix_but_wrong_secret_is_refused(client, site):
+    forged = site.site[:12] + "A" * (len(site.site) - 12)
+    answer = client.get("/v1/articles/x", headers={"Authorization": f"Bearer {forged}"})
+    assert answer.status_code == 401
+
+
+@pytest.mark.parametrize(("method", "rule"), sorted(ROUTES))
+@pytest.mark.parametrize("role", ROLES)
+def test_other_sites_keys_get_404_and_none_of_the_data(
+    client, site, other_site, submit, method, rule, role
+):
+    client.put("/v1/articles/article-1", headers=site.auth(), json={"title": "Secret title"})
+    comment_id = submit(body="Secret body").get_json()["id"]
+    client.post(f"/v1/comments/{comment_id}/reports", headers=site.auth(), json={"reason": "spam"})
+    before = snapshot()
+    answer = call(client, method, rule, other_site.auth(role), comment_id=comment_id)
+    text = answer.get_data(as_text=True)
+    assert "Secret" not in text
+    if "<int:comment_id>" in rule or method == "GET":
+        assert answer.status_code == 404, answer.get_json()
+    # Writes by the other site only ever touch the other site's rows.
+    after = snapshot()
+    assert after["mine"] == before["mine"]
+
+
+def snapshot() -> dict:
+    def rows(site_id_filter):
+        return {
+            "articles": db.session.execute(
+                sa.select(Article.ref, Article.title).where(site_id_filter(Article))
+            ).all(),
+            "comments": db.session.execute(
+                sa.select(Comment.id, Comment.status, Comment.body).where(site_id_filter(Comment))
+            ).all(),
+            "reports": db.session.scalar(
+                sa.select(sa.func.count()).select_from(Report).where(site_id_filter(Report))
+            ),
+        }
+
+    first_site = db.session.scalar(sa.select(sa.func.min(Article.site_id)))
+    return {"mine": rows(lambda model: model.site_id == first_site)}
