@@ -1,0 +1,237 @@
+"""The moderation policy: scores, body, author and settings in; a status and reasons out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from service.moderation.states import AuthorStatus, CommentStatus, Mode
+from service.moderation.words import WordList
+
+LABELS: tuple[str, ...] = (
+    "toxicity",
+    "severe_toxicity",
+    "obscene",
+    "threat",
+    "insult",
+    "identity_attack",
+    "sexual_explicit",
+)
+
+# Detoxify scores are roughly calibrated probabilities, so a threshold reads as "how sure
+# must the model be". Holding is cheap: a moderator looks and approves in a click. Rejecting
+# is costly: a false positive silences a reader, who rarely complains. So reject thresholds
+# sit near certainty, and hold thresholds are lower. The severe labels (threat,
+# severe_toxicity, identity_attack) hold early because they are rarely scored high on
+# ordinary comments and a missed one does real harm; obscene holds late because swearing is
+# common and mostly harmless.
+DEFAULT_HOLD_AT: Mapping[str, float] = MappingProxyType(
+    {
+        "toxicity": 0.6,
+        "severe_toxicity": 0.2,
+        "obscene": 0.7,
+        "threat": 0.3,
+        "insult": 0.6,
+        "identity_attack": 0.3,
+        "sexual_explicit": 0.6,
+    }
+)
+DEFAULT_REJECT_AT: Mapping[str, float] = MappingProxyType(
+    {
+        "toxicity": 0.95,
+        "severe_toxicity": 0.8,
+        "obscene": 0.98,
+        "threat": 0.9,
+        "insult": 0.95,
+        "identity_attack": 0.9,
+        "sexual_explicit": 0.95,
+    }
+)
+
+# Bare domains are only links when the top-level domain is a common one (or a path follows),
+# so "e.g.", "3.5", "a.m." and "agree.But" stay plain text.
+# fmt: off
+_COMMON_TLDS = frozenset({
+    "com", "net", "org", "info", "biz", "io", "co", "ly", "gl", "gg", "tv", "xyz", "top",
+    "site", "online", "club", "app", "dev", "shop", "store", "link", "click", "live", "news",
+    "blog", "ru", "cn", "uk", "de", "fr", "es", "nl", "pl", "eu", "ca", "au", "br", "jp", "ch",
+    "se", "tk", "ml", "ga", "cf",
+})
+# fmt: on
+_URL = re.compile(r"https?://\S|\bwww\.\w", re.IGNORECASE)
+# A dotted run, matched whole from its start, so a comment of "a.a.a..." scans in linear time.
+_HOST = re.compile(r"(?<![\w.-])[a-z0-9-]+(?:\.[a-z0-9-]+)+(/)?", re.IGNORECASE | re.ASCII)
+
+
+def has_link(body: str) -> bool:
+    """True when ``body`` contains a URL, a ``www.`` address or a bare domain."""
+    if _URL.search(body):
+        return True
+    for host in _HOST.finditer(body):
+        tld = host.group().rstrip("/").rsplit(".", 1)[1].lower()
+        if tld in _COMMON_TLDS or (host.group(1) and tld.isalpha() and 2 <= len(tld) <= 24):
+            return True
+    return False
+
+
+def _thresholds(defaults: Mapping[str, float], overrides: Any, key: str) -> Mapping[str, float]:
+    """Defaults with ``overrides`` applied per label; ``None`` turns a label off."""
+    merged = dict(defaults)
+    for label, value in (overrides or {}).items():
+        if label not in defaults:
+            raise ValueError(f"{key}: unknown label {label!r}")
+        if value is None:
+            merged.pop(label, None)
+            continue
+        threshold = float(value)
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"{key}.{label}: {value!r} is not between 0 and 1")
+        merged[label] = threshold
+    return MappingProxyType(merged)
+
+
+def _words(value: Iterable[str] | None) -> WordList:
+    """A compiled word list from a list of strings (or nothing)."""
+    return WordList.compile(value or ())
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """A site's moderation settings, immutable so one instance can be cached and shared."""
+
+    mode: Mode = Mode.POST
+    # Shared read-only defaults: a mappingproxy is immutable but not hashable, hence the factory.
+    hold_at: Mapping[str, float] = field(default_factory=lambda: DEFAULT_HOLD_AT)
+    reject_at: Mapping[str, float] = field(default_factory=lambda: DEFAULT_REJECT_AT)
+    banned_words: WordList = field(default_factory=WordList)
+    suspect_words: WordList = field(default_factory=WordList)
+    hold_links: bool = False
+    new_author_premod: int = 0  # hold until the author has this many approved; 0 = off
+    requeue_reports: int = 3  # reports that send an approved comment back to held
+
+    @classmethod
+    def from_mapping(cls, d: Mapping[str, Any]) -> PolicySettings:
+        """Build settings from plain data; missing (or ``None``) keys take the defaults.
+
+        Thresholds override only the labels they name; a label set to ``None`` is not
+        checked. Unknown labels and thresholds outside 0..1 raise ``ValueError``.
+        """
+
+        def get(key: str, default: Any) -> Any:
+            value = d.get(key)
+            return default if value is None else value
+
+        return cls(
+            mode=Mode(get("mode", Mode.POST)),
+            hold_at=_thresholds(DEFAULT_HOLD_AT, d.get("hold_at"), "hold_at"),
+            reject_at=_thresholds(DEFAULT_REJECT_AT, d.get("reject_at"), "reject_at"),
+            banned_words=_words(d.get("banned_words")),
+            suspect_words=_words(d.get("suspect_words")),
+            hold_links=bool(get("hold_links", False)),
+            new_author_premod=int(get("new_author_premod", 0)),
+            requeue_reports=int(get("requeue_reports", 3)),
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the policy decided for one comment, and why, in order."""
+
+    status: CommentStatus
+    reasons: list[dict[str, Any]]
+
+
+def _over(
+    scores: Mapping[str, float], thresholds: Mapping[str, float], skip: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """One reason per label whose score reaches its threshold; missing labels are skipped."""
+    reasons = []
+    for label, threshold in thresholds.items():
+        score = scores.get(label)
+        if score is not None and score >= threshold and label not in skip:
+            reasons.append(
+                {
+                    "code": label,
+                    "label": label,
+                    "score": round(float(score), 4),
+                    "threshold": threshold,
+                }
+            )
+    return reasons
+
+
+def _findings(
+    scores: Mapping[str, float],
+    body: str,
+    author_status: AuthorStatus,
+    author_approved_count: int,
+    settings: PolicySettings,
+    rejected_labels: Iterable[str] = (),
+) -> list[dict[str, Any]]:
+    """The hold reasons that fire, in precedence order (author, history, words, labels, links)."""
+    reasons: list[dict[str, Any]] = []
+    if author_status == AuthorStatus.PREMOD:
+        reasons.append({"code": "author_premod"})
+    if settings.new_author_premod > 0 and author_approved_count < settings.new_author_premod:
+        reasons.append({"code": "new_author"})
+    reasons.extend({"code": "suspect_word", "word": w} for w in settings.suspect_words.find(body))
+    reasons.extend(_over(scores, settings.hold_at, rejected_labels))
+    if settings.hold_links and has_link(body):
+        reasons.append({"code": "link"})
+    return reasons
+
+
+def decide(
+    scores: Mapping[str, float],
+    body: str,
+    author_status: AuthorStatus,
+    author_approved_count: int,
+    settings: PolicySettings,
+    article_mode: Mode | None = None,
+) -> Decision:
+    """Decide a comment's status from its scores, body, author and the site's settings.
+
+    Rules in precedence order:
+
+    1-3. Reject when the author is banned, the body has a banned word, or a label
+         score reaches ``reject_at``. The reasons list every reject rule that fired
+         (in that order), then every hold finding (steps 5-9) for the moderator,
+         except a label hold for a label that already rejected.
+    4.   Approve a trusted author's comment (hold rules are skipped).
+    5-10. Hold when the author is on premoderation, has fewer than
+         ``new_author_premod`` approved comments, the body has a suspect word, a
+         label score reaches ``hold_at``, ``hold_links`` is on and the body has a
+         link, or the effective mode (``article_mode`` over ``settings.mode``) is
+         ``pre``. The reasons list every hold rule that fired, in that order.
+    11.  Otherwise approve, with no reasons.
+
+    Labels missing from ``scores`` are not checked; scores for labels without a
+    threshold are ignored. Thresholds count on equality.
+    """
+    rejects: list[dict[str, Any]] = []
+    if author_status == AuthorStatus.BANNED:
+        rejects.append({"code": "author_banned"})
+    rejects.extend({"code": "banned_word", "word": w} for w in settings.banned_words.find(body))
+    over_reject = _over(scores, settings.reject_at)
+    rejects.extend(over_reject)
+    if rejects:
+        # A label that rejected is not repeated as a hold finding.
+        rejected_labels = {reason["label"] for reason in over_reject}
+        holds = _findings(
+            scores, body, author_status, author_approved_count, settings, rejected_labels
+        )
+        return Decision(CommentStatus.REJECTED, rejects + holds)
+
+    if author_status == AuthorStatus.TRUSTED:
+        return Decision(CommentStatus.APPROVED, [{"code": "author_trusted"}])
+
+    holds = _findings(scores, body, author_status, author_approved_count, settings)
+    mode = settings.mode if article_mode is None else article_mode
+    if mode == Mode.PRE:
+        holds.append({"code": "premoderation"})
+    if holds:
+        return Decision(CommentStatus.HELD, holds)
+    return Decision(CommentStatus.APPROVED, [])
