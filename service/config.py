@@ -55,6 +55,8 @@ SETTINGS: tuple[Setting, ...] = (
         "MAX_BODY_CHARS", 10000, "Longest comment body, in characters after NFC normalisation."
     ),
     Setting("MAX_METADATA_BYTES", 4096, "Largest `metadata` object on a comment, JSON-encoded."),
+    Setting("SITE_WORDS_MAX", 10000, "Most entries in a site's banned or suspect word list."),
+    Setting("SITE_ORIGINS_MAX", 50, "Most allowed origins per site."),
     Setting("PAGE_SIZE", 50, "Default page size of listings."),
     Setting("PAGE_SIZE_MAX", 200, "Largest page size a client may ask for."),
     Setting(
@@ -162,3 +164,21 @@ def coerce(name: str, value: Any) -> Any:
     if isinstance(default, str) and not isinstance(value, str):
         return str(value)
     return value
+
+
+def settings_table() -> str:
+    """The README's configuration table, generated from SETTINGS."""
+    rows = ["| setting | default | meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        if s.default is None:
+            default = "—"
+        elif isinstance(s.default, bool):
+            default = f"`{str(s.default).lower()}`"
+        else:
+            default = f"`{s.default}`"
+        rows.append(f"| `CIVILITY_{s.name}` | {default} | {s.meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_table(), end="")

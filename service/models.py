@@ -178,3 +178,16 @@ class Report(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_by: Mapped[str | None] = mapped_column(sa.String(100))
+
+
+class SiteEvent(db.Model):
+    """Append-only audit of changes to a site's settings."""
+
+    __tablename__ = "site_event"
+    __table_args__ = (sa.Index("ix_site_event_site", "site_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
+    actor: Mapped[str] = mapped_column(sa.String(100))
+    changes: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 
@@ -37,3 +38,18 @@ def enqueue(comment_ids: Iterable[int]) -> bool:
         )
         return False
     return True
+
+
+def worker_key(consumer: str) -> str:
+    """Heartbeat key of one scoring worker: ``{prefix}:worker:<consumer>``."""
+    return key("worker", consumer)
+
+
+def live_workers() -> list[dict]:
+    """The heartbeats of scoring workers seen in the last three beats (they expire)."""
+    client = get_redis()
+    names = sorted(client.scan_iter(match=worker_key("*"), count=500))
+    if not names:
+        return []
+    beats = client.mget(names)
+    return [json.loads(beat) for beat in beats if beat]

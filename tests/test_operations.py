@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 
 from service import create_app
 from service.cli import main
-from service.config import SETTINGS
+from service.config import SETTINGS, settings_table
 from service.extensions import db
 from service.models import ApiKey, Article, Comment, Site
 from tests.conftest import drop_postgres_database, migrate, postgres_database
@@ -165,7 +165,18 @@ def test_environment_overrides_defaults(monkeypatch, tmp_path):
     assert app.config["DATABASE_URL"] == f"sqlite:///{tmp_path / 'civility.sqlite3'}"
 
 
-def test_every_setting_is_in_the_readme_table():
+def test_readme_configuration_table_matches_the_settings():
     readme = README.read_text()
     missing = [s.name for s in SETTINGS if f"`CIVILITY_{s.name}`" not in readme]
     assert missing == []
+    assert settings_table() in readme, "run scripts/readme-settings"
+
+
+def test_readyz_lists_live_workers_and_their_model(client, redis_server, redis_prefix):
+    beat = {"consumer": "w1", "host": "h", "pid": 1, "model": "profanity-check@1.9.1",
+            "scorer_spec": "detoxify:original", "fallback_active": True, "batch_max": 32,
+            "last_batch_size": 3, "scored_total": 10, "rate_per_s": 2.5,
+            "started_at": "2026-01-01T00:00:00+00:00", "seen_at": "2026-01-01T00:00:05+00:00"}
+    redis_server.set(f"{redis_prefix}:worker:w1", json.dumps(beat), ex=15)
+    workers = client.get("/readyz").get_json()["workers"]
+    assert workers == [beat]

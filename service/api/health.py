@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from service.extensions import db
 from service.redis_client import get_redis
+from service.stream import live_workers
 
 blp = Blueprint("health", __name__, description="Probes for load balancers and orchestrators.")
 
@@ -23,9 +24,30 @@ class Check(ma.Schema):
     error = ma.fields.String(allow_none=True)
 
 
+class Worker(ma.Schema):
+    consumer = ma.fields.String()
+    host = ma.fields.String()
+    pid = ma.fields.Integer()
+    model = ma.fields.String(metadata={"description": "The scorer in use, name@version."})
+    scorer_spec = ma.fields.String()
+    fallback_active = ma.fields.Boolean(
+        metadata={"description": "True when the configured scorer could not load."})
+    batch_max = ma.fields.Integer()
+    last_batch_size = ma.fields.Integer()
+    scored_total = ma.fields.Integer()
+    rate_per_s = ma.fields.Float()
+    started_at = ma.fields.String()
+    seen_at = ma.fields.String()
+
+
 class Readiness(ma.Schema):
     status = ma.fields.String(metadata={"description": "`ok` or `unavailable`."})
     checks = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(Check))
+    workers = ma.fields.List(
+        ma.fields.Nested(Worker),
+        metadata={"description": "Live scoring workers and their models (informational: "
+                                 "comments queue safely while none runs)."},
+    )
 
 
 @blp.route("/healthz")
@@ -62,5 +84,6 @@ class ReadinessProbe(MethodView):
         """Answer 200 when the database and Redis answer; 503 naming what fails otherwise."""
         checks = {"database": _check_db(), "redis": _check_redis()}
         ready = all(check["ok"] for check in checks.values())
-        body = {"status": "ok" if ready else "unavailable", "checks": checks}
+        workers = live_workers() if checks["redis"]["ok"] else []
+        body = {"status": "ok" if ready else "unavailable", "checks": checks, "workers": workers}
         return body, (200 if ready else 503)
