@@ -109,7 +109,11 @@ def require(role: Role, *, optional: bool = False) -> Callable:
                 )
             ratelimit.check("key", api_key.prefix)
             if Role.parse(api_key.role) < role:
-                abort(403, f"This needs a {role.label} key; this key is a {api_key.role} key.")
+                abort(
+                    403,
+                    f"This needs a key with role {role.label} or above; this key's role is "
+                    f"{api_key.role}.",
+                )
             g.api_key = api_key
             g.site = api_key.site
             return view(*args, **kwargs)

@@ -124,3 +124,29 @@ def demo(url: str) -> None:
     from service.demo import run_demo
 
     emit(run_demo(url))
+
+
+@main.command()
+@click.option(
+    "--burst", is_flag=True, help="Exit when the stream is empty and no message is pending."
+)
+@click.option(
+    "--name",
+    "consumer",
+    default=None,
+    help="Consumer name in the group. Default: host-pid-random, unique per process.",
+)
+@with_appcontext
+def worker(burst: bool, consumer: str | None) -> None:
+    """Run a scoring worker: score, decide and ack comments until SIGTERM."""
+    from flask import current_app
+
+    # Imported here: only the worker loads torch and the model, never the API.
+    from workers.scorers import ScorerUnavailable
+    from workers.worker import run_worker
+
+    try:
+        status = run_worker(current_app, burst=burst, consumer=consumer)
+    except (ScorerUnavailable, ValueError) as exc:
+        raise click.ClickException(f"no scorer ({exc}); the worker cannot start") from exc
+    sys.exit(status)

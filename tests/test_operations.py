@@ -173,10 +173,20 @@ def test_readme_configuration_table_matches_the_settings():
 
 
 def test_readyz_lists_live_workers_and_their_model(client, redis_server, redis_prefix):
-    beat = {"consumer": "w1", "host": "h", "pid": 1, "model": "profanity-check@1.9.1",
-            "scorer_spec": "detoxify:original", "fallback_active": True, "batch_max": 32,
-            "last_batch_size": 3, "scored_total": 10, "rate_per_s": 2.5,
-            "started_at": "2026-01-01T00:00:00+00:00", "seen_at": "2026-01-01T00:00:05+00:00"}
+    beat = {
+        "consumer": "w1",
+        "host": "h",
+        "pid": 1,
+        "model": "profanity-check@1.9.1",
+        "scorer_spec": "detoxify:original",
+        "fallback_active": True,
+        "batch_max": 32,
+        "last_batch_size": 3,
+        "scored_total": 10,
+        "rate_per_s": 2.5,
+        "started_at": "2026-01-01T00:00:00+00:00",
+        "seen_at": "2026-01-01T00:00:05+00:00",
+    }
     redis_server.set(f"{redis_prefix}:worker:w1", json.dumps(beat), ex=15)
     workers = client.get("/readyz").get_json()["workers"]
     assert workers == [beat]

@@ -31,7 +31,8 @@ class Worker(ma.Schema):
     model = ma.fields.String(metadata={"description": "The scorer in use, name@version."})
     scorer_spec = ma.fields.String()
     fallback_active = ma.fields.Boolean(
-        metadata={"description": "True when the configured scorer could not load."})
+        metadata={"description": "True when the configured scorer could not load."}
+    )
     batch_max = ma.fields.Integer()
     last_batch_size = ma.fields.Integer()
     scored_total = ma.fields.Integer()
@@ -45,8 +46,10 @@ class Readiness(ma.Schema):
     checks = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(Check))
     workers = ma.fields.List(
         ma.fields.Nested(Worker),
-        metadata={"description": "Live scoring workers and their models (informational: "
-                                 "comments queue safely while none runs)."},
+        metadata={
+            "description": "Live scoring workers and their models (informational: "
+            "comments queue safely while none runs)."
+        },
     )
 
 
