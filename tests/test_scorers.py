@@ -1,0 +1,267 @@
+"""Scorers: the real Detoxify class on a tiny checkpoint, profanity-check, and fallback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.checkpoints import build_tiny_checkpoint
+from workers.scorers import (
+    DetoxifyScorer,
+    ProfanityCheckScorer,
+    Scored,
+    ScorerUnavailable,
+    ScoringError,
+    load_scorer,
+)
+
+ORIGINAL_LABELS = ("toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack")
+TEXTS = [
+    "you are an idiot",
+    "thanks for the great article",
+    "I hate this and I hate you",
+    "nice",
+    "the river near the mountain school was cold in the morning",
+    "stupid",
+    "please read the comment again before you answer",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A Detoxify-format checkpoint shaped like `original`, and its HF config dir."""
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("detoxify"))
+
+
+@pytest.fixture(scope="module")
+def scorer(tiny_checkpoint: tuple[Path, Path]) -> DetoxifyScorer:
+    """The tiny checkpoint loaded through load_scorer and the real Detoxify class."""
+    checkpoint, config_dir = tiny_checkpoint
+    loaded = load_scorer(
+        f"detoxify:{checkpoint}", "none", config_dir=config_dir, max_batch=3, max_tokens=16
+    )
+    assert isinstance(loaded, DetoxifyScorer)
+    return loaded
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An air-gapped host: an empty torch hub cache, and a proxy that refuses connections."""
+    with socket.socket() as probe:  # a port that was free a moment ago: nobody listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+
+class FailsOnWordScorer(DetoxifyScorer):
+    """A forward pass that fails for any batch holding one word, as an OOM or kernel error would."""
+
+    failing_word = "kill"
+
+    def _forward(self, features: list[dict[str, list[int]]]) -> list[list[float]]:
+        failing_id = self._tokenizer.convert_tokens_to_ids(self.failing_word)
+        if any(failing_id in feature["input_ids"] for feature in features):
+            raise RuntimeError(f"forward pass failed on {self.failing_word!r}")
+        return super()._forward(features)
+
+
+def test_checkpoint_loads_with_detoxify_labels_and_file_version(scorer: DetoxifyScorer) -> None:
+    assert scorer.labels == ORIGINAL_LABELS
+    assert scorer.name == "detoxify-tiny"
+    assert len(scorer.version) == 12
+    int(scorer.version, 16)
+    assert scorer.model == f"detoxify-tiny@{scorer.version}"
+
+
+def test_scores_equal_detoxify_predict(
+    scorer: DetoxifyScorer, tiny_checkpoint: tuple[Path, Path]
+) -> None:
+    from detoxify import Detoxify
+
+    checkpoint, config_dir = tiny_checkpoint
+    predicted = Detoxify(checkpoint=str(checkpoint), huggingface_config_path=str(config_dir))
+    expected = predicted.predict(TEXTS)
+
+    scored = scorer.score(TEXTS)
+
+    assert set(expected) == set(ORIGINAL_LABELS)
+    for index, scores in enumerate(scored):
+        for label, value in scores.items():
+            assert type(value) is float
+            assert value == pytest.approx(expected[label][index], abs=1e-5)
+
+
+def test_batch_scores_map_back_to_their_texts(scorer: DetoxifyScorer) -> None:
+    texts = TEXTS[:]
+    random.Random(1).shuffle(texts)
+
+    batch = scorer.score(texts)  # 7 texts, max_batch 3, sorted by length inside
+
+    singles = [scorer.score([text])[0] for text in texts]
+    assert len({round(scores["toxicity"], 4) for scores in batch}) == len(texts)
+    for got, alone in zip(batch, singles, strict=True):
+        assert got == pytest.approx(alone, abs=1e-5)
+
+
+def test_long_text_is_truncated_and_flagged(scorer: DetoxifyScorer) -> None:
+    long_text = "the river near the mountain " * 20
+
+    results = scorer.score_detailed(["nice", long_text])
+
+    assert [result.truncated for result in results] == [False, True]
+    assert results[1].scores is not None
+    assert results[1].scores == pytest.approx(scorer.score([long_text[:80]])[0], abs=1e-5)
+
+
+def test_text_the_tokenizer_rejects_fails_alone(scorer: DetoxifyScorer) -> None:
+    results = scorer.score_detailed(["you are an idiot", None, "nice"])  # type: ignore[list-item]
+
+    assert results[1].scores is None
+    assert results[1].error
+    assert results[0].scores == pytest.approx(scorer.score(["you are an idiot"])[0], abs=1e-5)
+    assert results[2].scores == pytest.approx(scorer.score(["nice"])[0], abs=1e-5)
+    with pytest.raises(ScoringError, match="text 1"):
+        scorer.score(["nice", None])  # type: ignore[list-item]
+
+
+def test_failed_forward_pass_retries_its_texts_one_by_one(
+    tiny_checkpoint: tuple[Path, Path], scorer: DetoxifyScorer, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpoint, config_dir = tiny_checkpoint
+    failing = FailsOnWordScorer(str(checkpoint), config_dir=config_dir, max_batch=8)
+    texts = ["nice", "I will kill it", "thanks for the great article", "stupid"]
+
+    with caplog.at_level(logging.WARNING, logger="workers.scorers"):
+        results = failing.score_detailed(texts)
+
+    assert results[1] == Scored(None, False, "RuntimeError: forward pass failed on 'kill'")
+    for index in (0, 2, 3):
+        assert results[index].error is None
+        assert results[index].scores == pytest.approx(scorer.score([texts[index]])[0], abs=1e-5)
+    assert "scoring one by one" in caplog.text
+
+
+def test_empty_batch_scores_nothing(scorer: DetoxifyScorer) -> None:
+    assert scorer.score([]) == []
+
+
+def test_profanity_check_scores_profane_text_higher() -> None:
+    scorer = load_scorer("profanity-check", "none")
+
+    profane, clean = scorer.score(["you are a fucking idiot, shit", "have a lovely day"])
+
+    assert isinstance(scorer, ProfanityCheckScorer)
+    assert scorer.labels == ("toxicity",)
+    assert scorer.model.startswith("profanity-check@")
+    assert profane["toxicity"] > 0.9 > 0.2 > clean["toxicity"]
+
+
+def unloadable_checkpoint(kind: str, directory: Path, tiny: tuple[Path, Path]) -> tuple[Path, Path]:
+    """A checkpoint and config dir that Detoxify cannot load, in one of several ways."""
+    checkpoint, config_dir = tiny
+    if kind == "missing file":
+        return directory / "missing.ckpt", config_dir
+    if kind == "corrupt file":
+        corrupt = directory / "corrupt.ckpt"
+        corrupt.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+        return corrupt, config_dir
+    if kind == "missing config dir":
+        return checkpoint, directory / "no-such-config"
+    # A config dir with the stock BERT config.json: 2 labels, not the checkpoint's 6.
+    two_labels = directory / "two-labels"
+    shutil.copytree(config_dir, two_labels)
+    config = json.loads((two_labels / "config.json").read_text())
+    del config["id2label"], config["label2id"]
+    (two_labels / "config.json").write_text(json.dumps(config))
+    return checkpoint, two_labels
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("missing file", "does not exist"),
+        ("corrupt file", "not a readable Detoxify checkpoint"),
+        ("missing config dir", "has no config.json"),
+        ("label count mismatch", "declares 2 labels"),
+    ],
+)
+def test_unloadable_checkpoint_falls_back_with_one_logged_error(
+    kind: str,
+    reason: str,
+    tmp_path: Path,
+    tiny_checkpoint: tuple[Path, Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    checkpoint, config_dir = unloadable_checkpoint(kind, tmp_path, tiny_checkpoint)
+
+    with caplog.at_level(logging.INFO, logger="workers.scorers"):
+        scorer = load_scorer(f"detoxify:{checkpoint}", config_dir=config_dir)
+
+    assert isinstance(scorer, ProfanityCheckScorer)
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert reason in errors[0].getMessage()
+    assert "falling back to profanity-check" in errors[0].getMessage()
+
+
+@pytest.mark.usefixtures("offline")
+def test_named_model_offline_falls_back_fast(caplog: pytest.LogCaptureFixture) -> None:
+    started = time.monotonic()
+    with caplog.at_level(logging.ERROR, logger="workers.scorers"):
+        scorer = load_scorer("detoxify:original")
+
+    assert isinstance(scorer, ProfanityCheckScorer)
+    assert time.monotonic() - started < 10
+    assert "github.com is unreachable" in caplog.text
+    assert "Detoxify('original')" in caplog.text
+
+
+@pytest.mark.usefixtures("offline")
+def test_checkpoint_naming_a_hub_model_falls_back_fast_offline(
+    tmp_path: Path, tiny_checkpoint: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    import torch
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        pytest.skip("HF_HUB_OFFLINE is set: the Hub is never asked")
+    checkpoint, config_dir = tiny_checkpoint
+    loaded = torch.load(checkpoint, weights_only=False)
+    loaded["config"]["arch"]["args"]["model_type"] = "bert-base-uncased"  # as released
+    hub_named = tmp_path / "hub-named.ckpt"
+    torch.save(loaded, hub_named)
+
+    with caplog.at_level(logging.ERROR, logger="workers.scorers"):
+        scorer = load_scorer(f"detoxify:{hub_named}", config_dir=config_dir)
+
+    assert isinstance(scorer, ProfanityCheckScorer)
+    assert "'bert-base-uncased', which Detoxify resolves on the Hugging Face Hub" in caplog.text
+
+
+def test_fallback_none_raises_scorer_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(ScorerUnavailable, match="does not exist"):
+        load_scorer(f"detoxify:{tmp_path / 'missing.ckpt'}", "none")
+
+
+@pytest.mark.parametrize(
+    ("spec", "fallback"),
+    [
+        ("detoxify:orignal", "profanity-check"),
+        ("detoxify", "profanity-check"),
+        ("perspective", "profanity-check"),
+        ("none", "profanity-check"),
+        ("profanity-check", "detoxify:nope"),
+    ],
+)
+def test_unknown_spec_raises_value_error(spec: str, fallback: str) -> None:
+    with pytest.raises(ValueError, match="unknown scorer"):
+        load_scorer(spec, fallback)
