@@ -117,6 +117,45 @@ SETTINGS: tuple[Setting, ...] = (
         "Longest back-off between a worker's retries while the database is down.",
     ),
     Setting(
+        "BULK_MAX",
+        50000,
+        "Most comments one bulk decision may change (larger selections "
+        "answer 422: narrow the filter).",
+    ),
+    Setting("BULK_CHUNK_SIZE", 500, "Comments changed per transaction in a bulk decision."),
+    Setting(
+        "STATS_SAMPLE_MAX",
+        100000,
+        "Most decisions the latency percentiles of /v1/stats read (the newest).",
+    ),
+    Setting(
+        "WEBHOOK_SCHEDULE",
+        "5s,5m,30m,2h,5h,10h,10h",
+        "Delays before each retry of a "
+        "failed delivery (plus up to 10% jitter); after the last, the delivery is `failed`.",
+    ),
+    Setting("WEBHOOK_CONNECT_TIMEOUT_S", 3.0, "Connect timeout of a webhook POST."),
+    Setting("WEBHOOK_READ_TIMEOUT_S", 10.0, "Read timeout of a webhook POST."),
+    Setting("WEBHOOK_MAX_RESPONSE_BYTES", 4096, "Bytes of a receiver's answer read and logged."),
+    Setting(
+        "WEBHOOK_ROTATION_OVERLAP_S",
+        86400,
+        "After a secret rotation, how long the old secret still signs too.",
+    ),
+    Setting(
+        "WEBHOOK_DISABLE_AFTER_S",
+        432000,
+        "An endpoint whose deliveries all failed for this long is disabled (5 days).",
+    ),
+    Setting("WEBHOOK_BATCH", 50, "Deliveries a dispatcher claims at a time."),
+    Setting("WEBHOOK_POLL_S", 1.0, "How often an idle dispatcher looks for due deliveries."),
+    Setting(
+        "WEBHOOK_LOCK_S",
+        60,
+        "How long a claimed delivery stays claimed (a dispatcher "
+        "killed mid-delivery frees it after this).",
+    ),
+    Setting(
         "WEBHOOK_ALLOW_PRIVATE",
         False,
         "Allow webhook URLs on loopback/private networks. "

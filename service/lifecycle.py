@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service import outbox
 from service.extensions import db
 from service.models import Comment, ModerationEvent, utcnow
 from service.moderation.states import CommentStatus, can_move
@@ -28,6 +29,7 @@ def record_created(comment: Comment, actor: str) -> ModerationEvent:
         actor=actor,
     )
     db.session.add(event)
+    outbox.comment_event(comment, previous_status=None, actor=actor)
     return event
 
 
@@ -57,6 +59,11 @@ def move(
     comment.decided_by = actor
     if reasons is not None:
         comment.reasons = reasons
+        codes = dict.fromkeys(reason["code"] for reason in reasons)
+        comment.reason_codes = f" {' '.join(codes)} " if codes else None
+    if scores is not None:
+        comment.scores = scores
+        comment.max_score = max(scores.values(), default=None)
     event = ModerationEvent(
         site_id=comment.site_id,
         comment_id=comment.id,
@@ -71,6 +78,7 @@ def move(
         bulk_id=bulk_id,
     )
     db.session.add(event)
+    outbox.comment_event(comment, previous_status=from_status, actor=actor, bulk_id=bulk_id)
     return event
 
 

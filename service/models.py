@@ -114,6 +114,8 @@ class Comment(db.Model):
         # Site-wide queues and counts.
         sa.Index("ix_comment_site_status_created", "site_id", "status", "created_at"),
         sa.Index("ix_comment_author", "author_id", "created_at"),
+        # "Most toxic first" queues.
+        sa.Index("ix_comment_site_status_score", "site_id", "status", "max_score"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -127,6 +129,10 @@ class Comment(db.Model):
     scores: Mapped[dict[str, float] | None] = mapped_column(sa.JSON)
     model: Mapped[str | None] = mapped_column(sa.String(200))
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    # Derived from scores/reasons (by lifecycle.move) so queues can filter and sort in SQL
+    # on both SQLite and Postgres: the highest label score, and " code1 code2 ".
+    max_score: Mapped[float | None] = mapped_column(sa.Float)
+    reason_codes: Mapped[str | None] = mapped_column(sa.String(500))
     client_ip: Mapped[str | None] = mapped_column(sa.String(45))
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", sa.JSON)
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(255))
@@ -190,4 +196,97 @@ class SiteEvent(db.Model):
     site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
     actor: Mapped[str] = mapped_column(sa.String(100))
     changes: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BulkAction(db.Model):
+    """One moderator bulk decision: its events carry ``bulk_id`` so it can be undone."""
+
+    __tablename__ = "bulk_action"
+    __table_args__ = (sa.Index("ix_bulk_site_created", "site_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
+    actor: Mapped[str] = mapped_column(sa.String(100))
+    decision: Mapped[str] = mapped_column(sa.String(16))
+    reason_code: Mapped[str | None] = mapped_column(sa.String(50))
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    selection: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    matched: Mapped[int] = mapped_column(default=0)
+    changed: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(sa.String(16), default="running")
+    undo_of: Mapped[str | None] = mapped_column(sa.String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    undone_by: Mapped[str | None] = mapped_column(sa.String(100))
+
+
+class WebhookEndpoint(db.Model):
+    __tablename__ = "webhook_endpoint"
+    __table_args__ = (sa.Index("ix_webhook_site", "site_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(sa.String(2000))
+    description: Mapped[str | None] = mapped_column(sa.String(500))
+    # None = every event type.
+    event_types: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    secret: Mapped[str] = mapped_column(sa.String(200))
+    previous_secret: Mapped[str | None] = mapped_column(sa.String(200))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class WebhookDelivery(db.Model):
+    """Outbox row: one event for one endpoint, written in the transaction that caused it."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        sa.Index("ix_delivery_due", "status", "next_attempt_at"),
+        sa.Index("ix_delivery_endpoint", "endpoint_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # The webhook-id header: stable across retries so receivers can de-duplicate.
+    message_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("webhook_endpoint.id", ondelete="CASCADE")
+    )
+    event_type: Mapped[str] = mapped_column(sa.String(40))
+    comment_id: Mapped[int | None] = mapped_column(BigId)
+    # The exact bytes signed and sent.
+    payload: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status_code: Mapped[int | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(sa.String(1000))
+    last_latency_ms: Mapped[int | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookAttempt(db.Model):
+    """One HTTP attempt of a delivery: the delivery log."""
+
+    __tablename__ = "webhook_attempt"
+    __table_args__ = (sa.Index("ix_attempt_delivery", "delivery_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("webhook_delivery.id", ondelete="CASCADE")
+    )
+    attempt: Mapped[int] = mapped_column()
+    status_code: Mapped[int | None] = mapped_column()
+    latency_ms: Mapped[int | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(sa.String(1000))
+    response_excerpt: Mapped[str | None] = mapped_column(sa.String(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

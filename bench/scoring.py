@@ -1,0 +1,254 @@
+"""Scoring throughput: naive per-comment Detoxify vs the batched scorer vs the whole pipeline.
+
+Uses a Detoxify-format checkpoint with the architecture and cost of `detoxify:original`
+(BERT-base, random weights, the real bert-base-uncased vocabulary) and real comment
+texts from ../shared/data/. Prints a table and writes bench/results/scoring.json.
+
+    .venv/bin/python bench/scoring.py [--count 256] [--batch 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "bench" / "results"
+CACHE = Path(os.environ.get("CIVILITY_BENCH_CACHE", Path(tempfile.gettempdir()) / "civility-bench"))
+CLI = str(Path(sys.executable).parent / "civility")
+sys.path.insert(0, str(ROOT))
+
+
+def comment_texts(count: int) -> list[str]:
+    """Real human-written comments (Wikipedia talk pages), in a fixed shuffled order."""
+    texts = []
+    for name, column in (
+        ("jigsaw_test_sample_cc0.csv", "comment_text"),
+        ("wiki_toxicity_identity_test.csv", "text"),
+    ):
+        with open(DATA / name, newline="", encoding="utf-8") as f:
+            texts += [row[column].strip() for row in csv.DictReader(f) if row[column].strip()]
+    random.Random(7).shuffle(texts)
+    return texts[:count]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def naive(checkpoint: Path, config_dir: Path, texts: list[str]) -> float:
+    """(a) Detoxify.predict once per comment, as a one-job-per-comment integration does."""
+    from detoxify import Detoxify
+
+    model = Detoxify(checkpoint=str(checkpoint), huggingface_config_path=str(config_dir))
+    model.predict(texts[0])  # warm-up
+    start = time.perf_counter()
+    for text in texts:
+        model.predict(text)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def raw(checkpoint: Path, config_dir: Path, texts: list[str], batch: int, tokens: int) -> float:
+    """(b) The worker's scorer, one call over all texts (batched, length-sorted)."""
+    from workers.scorers import load_scorer
+
+    scorer = load_scorer(
+        f"detoxify:{checkpoint}", "none", config_dir=config_dir, max_batch=batch, max_tokens=tokens
+    )
+    scorer.score(texts[:batch])  # warm-up
+    start = time.perf_counter()
+    scorer.score(texts)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def civility(env: dict[str, str], *args: str) -> dict:
+    out = subprocess.run([CLI, *args], env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(what)
+
+
+def pipeline(checkpoint: Path, config_dir: Path, texts: list[str], batch: int, tokens: int) -> dict:
+    """(c) Comments submitted over HTTP until one worker has decided them all."""
+    import redis
+    import sqlalchemy as sa
+
+    workdir = Path(tempfile.mkdtemp(prefix="civility-bench-"))
+    db_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    prefix = f"civility-bench-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    env = {
+        **os.environ,
+        "CIVILITY_DATABASE_URL": db_url,
+        "CIVILITY_REDIS_PREFIX": prefix,
+        "CIVILITY_INSTANCE_PATH": str(workdir),
+        "CIVILITY_RATELIMIT_ENABLED": "false",
+        "CIVILITY_SCORER": f"detoxify:{checkpoint}",
+        "CIVILITY_SCORER_FALLBACK": "none",
+        "CIVILITY_MODEL_CONFIG_DIR": str(config_dir),
+        "CIVILITY_SCORE_BATCH_MAX": str(batch),
+        "CIVILITY_MODEL_MAX_TOKENS": str(tokens),
+        "CIVILITY_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
+    r = redis.Redis.from_url(os.environ.get("CIVILITY_REDIS_URL", "redis://localhost:6379/0"))
+    procs: list[subprocess.Popen] = []
+    try:
+        subprocess.run([CLI, "db", "upgrade"], env=env, check=True, capture_output=True)
+        site = civility(env, "sites", "create", "Bench")
+        key = civility(
+            env,
+            "keys",
+            "create",
+            "--site",
+            str(site["site_id"]),
+            "--role",
+            "site",
+            "--name",
+            "bench",
+        )["key"]
+        procs.append(subprocess.Popen([CLI, "worker"], env=env))
+        procs.append(
+            subprocess.Popen(
+                [CLI, "serve", "--port", str(port), "--workers", "1"],
+                env=env,
+                stderr=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+        )
+        wait_until(lambda: any(r.scan_iter(f"{prefix}:worker:*")), 120, "worker heartbeat")
+        wait_until(lambda: _answers(port), 30, "API up")
+
+        def submit(n_text):
+            n, text = n_text
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/articles/bench/comments",
+                method="POST",
+                data=json.dumps({"body": text[:10000], "author": {"id": f"u{n % 50}"}}).encode(),
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request) as answer:
+                assert answer.status == 202
+
+        engine = sa.create_engine(db_url)
+        start = time.time()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(submit, enumerate(texts)))
+
+        def decided() -> int:
+            with engine.connect() as conn:
+                return conn.execute(
+                    sa.text("SELECT count(*) FROM comment WHERE status != 'pending'")
+                ).scalar()
+
+        wait_until(lambda: decided() == len(texts), 1800, "all comments decided")
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT created_at, decided_at FROM comment")).all()
+        engine.dispose()
+        parse = _parse_time
+        latencies = [(parse(d) - parse(c)) for c, d in rows]
+        elapsed = max(parse(d) for _, d in rows) - start
+        return {
+            "per_s": len(texts) / elapsed,
+            "latency_p50_s": percentile(latencies, 50),
+            "latency_p99_s": percentile(latencies, 99),
+        }
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=60)
+        for k in r.scan_iter(f"{prefix}:*"):
+            r.delete(k)
+
+
+def _parse_time(value) -> float:
+    from datetime import UTC, datetime
+
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC).timestamp()
+
+
+def _answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=256, help="comments scored per method")
+    parser.add_argument("--batch", type=int, default=32, help="scorer batch size")
+    parser.add_argument("--tokens", type=int, default=256, help="max tokens per text")
+    args = parser.parse_args()
+
+    from tests.checkpoints import build_bert_base_checkpoint
+
+    checkpoint, config_dir = build_bert_base_checkpoint(CACHE)
+    texts = comment_texts(args.count)
+    a = naive(checkpoint, config_dir, texts)
+    b = raw(checkpoint, config_dir, texts, args.batch, args.tokens)
+    c = pipeline(checkpoint, config_dir, texts, args.batch, args.tokens)
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "count": args.count,
+        "batch": args.batch,
+        "max_tokens": args.tokens,
+        "naive_per_s": a,
+        "raw_per_s": b,
+        "pipeline_per_s": c["per_s"],
+        "c_over_a": c["per_s"] / a,
+        "c_over_b": c["per_s"] / b,
+        "latency_p50_s": c["latency_p50_s"],
+        "latency_p99_s": c["latency_p99_s"],
+    }
+    rows = [
+        ("(a) naive: Detoxify.predict per comment", f"{a:.1f}"),
+        ("(b) raw: batched scorer call", f"{b:.1f}"),
+        ("(c) pipeline: HTTP → Redis → worker → DB", f"{c['per_s']:.1f}"),
+    ]
+    print(f"\n{'method':44} comments/s")
+    for name, value in rows:
+        print(f"{name:44} {value:>10}")
+    print(
+        f"\nc/a = {result['c_over_a']:.2f}   c/b = {result['c_over_b']:.2f}   "
+        f"submit→decision p50 = {c['latency_p50_s']:.2f} s, p99 = {c['latency_p99_s']:.2f} s"
+    )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "scoring.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
