@@ -143,10 +143,29 @@ def worker(burst: bool, consumer: str | None) -> None:
 
     # Imported here: only the worker loads torch and the model, never the API.
     from workers.scorers import ScorerUnavailable
-    from workers.worker import run_worker
+    from workers.worker import Worker, load_configured_scorer
 
     try:
-        status = run_worker(current_app, burst=burst, consumer=consumer)
+        scorer, fallback_active = load_configured_scorer(current_app.config)
     except (ScorerUnavailable, ValueError) as exc:
         raise click.ClickException(f"no scorer ({exc}); the worker cannot start") from exc
+    worker = Worker(
+        current_app, scorer, fallback_active=fallback_active, consumer=consumer, burst=burst
+    )
+    sys.exit(worker.run())
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Exit when no delivery is due.")
+@with_appcontext
+def webhooks(burst: bool) -> None:
+    """Run the webhook dispatcher: send, retry and log outbox deliveries until SIGTERM."""
+    from flask import current_app
+
+    from service.dispatcher import run_dispatcher
+
+    try:
+        status = run_dispatcher(current_app, burst=burst)
+    except ValueError as exc:
+        raise click.ClickException(f"{exc}; the dispatcher cannot start") from exc
     sys.exit(status)

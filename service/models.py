@@ -116,6 +116,8 @@ class Comment(db.Model):
         sa.Index("ix_comment_author", "author_id", "created_at"),
         # "Most toxic first" queues.
         sa.Index("ix_comment_site_status_score", "site_id", "status", "max_score"),
+        # The worker's sweeper: pending comments across all sites, oldest first.
+        sa.Index("ix_comment_status_created", "status", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -1,0 +1,220 @@
+"""One batch of the scoring worker: read pending texts, score them, decide and commit."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import contains_eager
+
+from service import lifecycle
+from service.extensions import db
+from service.models import Author, Comment, Site, utcnow
+from service.moderation.policy import PolicySettings, decide
+from service.moderation.states import AuthorStatus, CommentStatus, Mode
+from workers.scorers import Scored, Scorer
+
+log = logging.getLogger(__name__)
+
+# The Site columns the policy reads (PolicySettings.from_mapping).
+SITE_SETTINGS = (
+    "mode",
+    "hold_at",
+    "reject_at",
+    "banned_words",
+    "suspect_words",
+    "hold_links",
+    "new_author_premod",
+    "requeue_reports",
+)
+
+
+@dataclass
+class Outcome:
+    """What became of a batch's comments."""
+
+    decided: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)  # gone or no longer pending: ack only
+    failed: dict[int, str] = field(default_factory=dict)  # not decided: unacked, retried later
+
+    def merge(self, other: Outcome) -> None:
+        self.decided += other.decided
+        self.skipped += other.skipped
+        self.failed.update(other.failed)
+
+
+def transient(exc: BaseException) -> bool:
+    """True for database errors about the server or the connection, not the data."""
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError):
+        return True
+    return isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+
+
+def author_status(author: Author, now: datetime) -> AuthorStatus:
+    """The author's status, ``active`` again once a timed status has run out."""
+    if author.status_until is not None and author.status_until <= now:
+        return AuthorStatus.ACTIVE
+    return AuthorStatus(author.status)
+
+
+class Decider:
+    """The database and model side of a batch; the worker adds retries and the stream."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+
+    def pending_texts(self, ids: list[int]) -> dict[int, str]:
+        """Bodies of the comments among ``ids`` that are still pending."""
+        try:
+            rows = db.session.execute(
+                sa.select(Comment.id, Comment.body).where(
+                    Comment.id.in_(ids), Comment.status == CommentStatus.PENDING
+                )
+            )
+            return {comment_id: body for comment_id, body in rows}
+        finally:
+            db.session.rollback()  # end the read now; see _decide
+
+    def score(self, texts: dict[int, str]) -> dict[int, Scored]:
+        """Scores per comment from one ``score_detailed`` call; unusable results become errors."""
+        ids = list(texts)
+        try:
+            results = self.scorer.score_detailed([texts[cid] for cid in ids])
+            if len(results) != len(ids):
+                raise RuntimeError(f"{len(results)} results for {len(ids)} texts")
+        except Exception as exc:  # the model itself failed: every text is retried later
+            log.error("batch of %d: scorer %s failed", len(ids), self.scorer.model, exc_info=True)
+            return {cid: Scored(None, error=f"{type(exc).__name__}: {exc}") for cid in ids}
+        scored = {}
+        for cid, result in zip(ids, results, strict=True):
+            if result.error is None and (
+                not result.scores or not all(math.isfinite(v) for v in result.scores.values())
+            ):
+                result = Scored(None, result.truncated, f"unusable scores {result.scores!r}")
+            scored[cid] = result
+        return scored
+
+    def apply(self, scored: dict[int, Scored]) -> Outcome:
+        """Decide and commit; when the batch hits a data error, decide its comments one by one
+        so one bad comment cannot fail the others."""
+        try:
+            return self.apply_once(scored)
+        except Exception as exc:
+            db.session.rollback()
+            if transient(exc):
+                raise
+            if len(scored) == 1:
+                comment_id = next(iter(scored))
+                log.error("comment %s: cannot be decided", comment_id, exc_info=True)
+                return Outcome(failed={comment_id: f"{type(exc).__name__}: {exc}"})
+            log.warning("batch of %d: %s; deciding one by one", len(scored), exc)
+        outcome = Outcome()
+        for comment_id, result in scored.items():
+            outcome.merge(self.apply({comment_id: result}))
+        return outcome
+
+    def apply_once(self, scored: dict[int, Scored]) -> Outcome:
+        """Lock the comments, decide the pending ones by policy, commit."""
+        outcome = Outcome()
+        now = utcnow()
+        settings: dict[int, PolicySettings | Exception] = {}
+        found = set()
+        for comment, site in self.locked(list(scored)):
+            found.add(comment.id)
+            if comment.status != CommentStatus.PENDING:
+                outcome.skipped.append(comment.id)
+                continue
+            result = scored[comment.id]
+            assert result.scores is not None
+            try:
+                article_mode = comment.article.mode
+                decision = decide(
+                    result.scores,
+                    comment.body,
+                    author_status(comment.author, now),
+                    comment.author.approved_count,
+                    self.policy_settings(site, settings),
+                    Mode(article_mode) if article_mode else None,
+                )
+            except Exception as exc:  # corrupt settings or a policy bug: this comment only
+                outcome.failed[comment.id] = f"policy: {type(exc).__name__}: {exc}"
+                continue
+            reasons = list(decision.reasons)
+            if result.truncated:
+                reasons.append({"code": "truncated"})
+            reason_code = reasons[0]["code"] if reasons else None
+            comment.model = self.scorer.model
+            comment.scored_at = now
+            lifecycle.move(
+                comment,
+                decision.status,
+                actor="policy",
+                reasons=reasons,
+                scores=result.scores,
+                model=self.scorer.model,
+                reason_code=reason_code,
+            )
+            outcome.decided.append(comment.id)
+            log.debug("comment %s: %s (%s)", comment.id, decision.status, reason_code)
+        outcome.skipped += [cid for cid in scored if cid not in found]
+        db.session.commit()
+        return outcome
+
+    def hold(self, comment_ids: list[int]) -> list[int]:
+        """Hold the pending ones among ``comment_ids`` with reason ``scoring_failed``."""
+        held = []
+        for comment, _ in self.locked(comment_ids):
+            if comment.status == CommentStatus.PENDING:
+                lifecycle.move(
+                    comment,
+                    CommentStatus.HELD,
+                    actor="policy",
+                    reasons=[{"code": "scoring_failed"}],
+                    reason_code="scoring_failed",
+                )
+                held.append(comment.id)
+        db.session.commit()
+        for comment_id in held:
+            log.warning("comment %s: held (scoring_failed)", comment_id)
+        return held
+
+    def locked(self, ids: list[int]) -> list[Any]:
+        """(comment, site) rows with each comment's article and author, in one locking query.
+
+        Comment and author rows are locked (FOR UPDATE on Postgres; SQLite's BEGIN
+        IMMEDIATE serialises writers already): two workers never decide one comment,
+        and author counters are not lost. Rows come by author, then comment, so
+        workers take their locks in one order and never deadlock each other.
+        """
+        statement = (
+            sa.select(Comment, Site)
+            .join(Comment.article)
+            .join(Comment.author)
+            .join(Site, Site.id == Comment.site_id)
+            .options(contains_eager(Comment.article), contains_eager(Comment.author))
+            .where(Comment.id.in_(ids))
+            .order_by(Comment.author_id, Comment.id)
+            .with_for_update(of=[Comment, Author])
+            # Locked rows are the truth: never keep attributes from an earlier load.
+            .execution_options(populate_existing=True)
+        )
+        return list(db.session.execute(statement).all())
+
+    @staticmethod
+    def policy_settings(site: Site, cache: dict[int, PolicySettings | Exception]) -> PolicySettings:
+        """The site's compiled settings, built once per batch (word lists can be long)."""
+        if site.id not in cache:
+            try:
+                cache[site.id] = PolicySettings.from_mapping(
+                    {name: getattr(site, name) for name in SITE_SETTINGS}
+                )
+            except Exception as exc:
+                cache[site.id] = exc
+        settings = cache[site.id]
+        if isinstance(settings, Exception):
+            raise settings
+        return settings
