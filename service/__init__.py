@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,11 @@ def _derive_config(app: Flask) -> None:
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
     cfg["MAX_CONTENT_LENGTH"] = cfg["MAX_REQUEST_BYTES"]
     cfg["SECRET_KEY"] = cfg["SECRET_KEY"] or _instance_secret(app)
+    cfg["SESSION_COOKIE_NAME"] = "civility_session"
+    cfg["SESSION_COOKIE_HTTPONLY"] = True
+    cfg["SESSION_COOKIE_SAMESITE"] = "Strict"
+    cfg["SESSION_COOKIE_SECURE"] = cfg["COOKIE_SECURE"]
+    cfg["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=cfg["SESSION_HOURS"])
     cfg["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"]
     cfg["RATELIMIT_STORAGE_OPTIONS"] = {
         "socket_connect_timeout": cfg["REDIS_TIMEOUT_S"],

@@ -11,13 +11,14 @@ from enum import IntEnum
 from typing import Any
 
 import sqlalchemy as sa
-from flask import g, request
+from flask import g, request, session
 
 from service import ratelimit
 from service.errors import abort
 from service.extensions import db
 from service.models import ApiKey, Site, utcnow
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 KEY_PREFIX = "civ_"
 PREFIX_LEN = 12  # "civ_" + 8 random characters: shown in listings, used for lookup
 
@@ -86,11 +87,59 @@ def authenticate_token(token: str) -> ApiKey | None:
     return api_key
 
 
+def sign_in(api_key: ApiKey) -> str:
+    """Start a dashboard session for ``api_key``; returns its CSRF token.
+
+    The cookie (signed, HttpOnly, SameSite=Strict) holds the key's id and a piece of
+    its hash, never the key: revoking the key ends the session at once.
+    """
+    session.clear()
+    session.permanent = True
+    session["key_id"] = api_key.id
+    session["key_check"] = api_key.key_hash[:16]
+    session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def sign_out() -> None:
+    """End the dashboard session."""
+    session.clear()
+
+
+def session_key() -> ApiKey | None:
+    """The live key of the request's dashboard session, or None."""
+    key_id = session.get("key_id")
+    if not isinstance(key_id, int):
+        return None
+    api_key = db.session.get(ApiKey, key_id)
+    if api_key is None or api_key.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(api_key.key_hash[:16], str(session.get("key_check", ""))):
+        return None
+    return api_key
+
+
+def csrf_token() -> str | None:
+    """The CSRF token of the current dashboard session."""
+    return session.get("csrf")
+
+
+def _cookie_auth() -> ApiKey | None:
+    """Session-cookie auth for the dashboard; state-changing requests need X-CSRF-Token."""
+    api_key = session_key()
+    if api_key is not None and request.method not in SAFE_METHODS:
+        token = request.headers.get("X-CSRF-Token", "")
+        if not hmac.compare_digest(token, str(session.get("csrf", ""))):
+            abort(403, "Missing or wrong X-CSRF-Token for this session.")
+    return api_key
+
+
 def require(role: Role, *, optional: bool = False) -> Callable:
     """View decorator: 401 without a valid key, 403 below ``role``; sets ``g.api_key``/``g.site``.
 
     With ``optional``, a request without any Authorization header passes with
-    ``g.api_key = None`` (public reads); a bad key is still a 401.
+    ``g.api_key = None`` (public reads); a bad key is still a 401. Without an
+    Authorization header, a dashboard session cookie authenticates too.
     """
 
     def decorator(view: Callable) -> Callable:
@@ -98,9 +147,12 @@ def require(role: Role, *, optional: bool = False) -> Callable:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             g.api_key = None
             g.site = None
-            if optional and "Authorization" not in request.headers:
+            if "Authorization" in request.headers:
+                api_key = authenticate()
+            elif optional:
                 return view(*args, **kwargs)
-            api_key = authenticate()
+            else:
+                api_key = _cookie_auth()
             if api_key is None:
                 abort(
                     401,

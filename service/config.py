@@ -155,6 +155,13 @@ SETTINGS: tuple[Setting, ...] = (
         "How long a claimed delivery stays claimed (a dispatcher "
         "killed mid-delivery frees it after this).",
     ),
+    Setting("SESSION_HOURS", 12, "How long a dashboard sign-in lasts."),
+    Setting(
+        "COOKIE_SECURE",
+        True,
+        "Send the dashboard's session cookie over HTTPS only "
+        "(browsers treat http://localhost and 127.0.0.1 as secure, so local use works).",
+    ),
     Setting(
         "WEBHOOK_ALLOW_PRIVATE",
         False,
