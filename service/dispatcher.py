@@ -1,0 +1,337 @@
+"""The webhook dispatcher: claims due outbox rows, POSTs them signed, logs and retries them.
+
+DESIGN.md, Webhooks. At-least-once: a row is claimed (``locked_until``) and
+committed before its POST and recorded after it, so a dispatcher killed in
+between leaves a claim that expires and is taken again, with the same
+webhook-id. The POST never runs inside a database transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import signal
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import FrameType
+
+import sqlalchemy as sa
+from flask import Flask
+
+from service import webhooks
+from service.extensions import db
+from service.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
+from service.webhooks import DeliveryStatus, Result, UnsafeURL, post
+
+log = logging.getLogger(__name__)
+
+JITTER = 0.1  # each retry waits up to 10% longer than the schedule says
+FIRST_BACKOFF_S = 0.5  # database outages: the first wait, doubling up to DB_RETRY_MAX_S
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_schedule(text: str) -> list[float]:
+    """WEBHOOK_SCHEDULE in seconds: ``"5s,5m,2h"`` is ``[5, 300, 7200]``; ``""`` never retries."""
+    delays = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = _DURATION.match(part)
+        if match is None:
+            raise ValueError(
+                f"CIVILITY_WEBHOOK_SCHEDULE: {part!r} is not a delay like 30s, 5m, 2h or 1d"
+            )
+        delays.append(float(match[1]) * _UNITS[match[2]])
+    return delays
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One delivery attempt, read from the database before the POST."""
+
+    delivery_id: int
+    endpoint_id: int
+    message_id: str
+    event_type: str
+    url: str
+    body: bytes  # the stored payload: exactly the bytes signed and sent
+    signing_secrets: list[str]
+
+
+def transient(exc: BaseException) -> bool:
+    """True for database errors about the server or the connection, not the data."""
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
+
+
+def run_dispatcher(app: Flask, *, burst: bool = False) -> int:
+    """Deliver until SIGTERM (or, with ``burst``, until nothing is due); the exit status."""
+    dispatcher = Dispatcher(app, burst=burst)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, dispatcher.stop_on_signal)
+    return dispatcher.run()
+
+
+class Dispatcher:
+    """Claims, sends and records deliveries; call inside an app context."""
+
+    def __init__(self, app: Flask, *, burst: bool = False) -> None:
+        cfg = app.config
+        self.burst = burst
+        self.schedule = parse_schedule(cfg["WEBHOOK_SCHEDULE"])
+        self.connect_timeout: float = cfg["WEBHOOK_CONNECT_TIMEOUT_S"]
+        self.read_timeout: float = cfg["WEBHOOK_READ_TIMEOUT_S"]
+        self.max_bytes: int = cfg["WEBHOOK_MAX_RESPONSE_BYTES"]
+        self.disable_after = timedelta(seconds=cfg["WEBHOOK_DISABLE_AFTER_S"])
+        self.batch: int = cfg["WEBHOOK_BATCH"]
+        self.poll_s: float = cfg["WEBHOOK_POLL_S"]
+        self.lock_s: float = cfg["WEBHOOK_LOCK_S"]
+        self.allow_private: bool = cfg["WEBHOOK_ALLOW_PRIVATE"]
+        self.db_retry_max_s: float = cfg["DB_RETRY_MAX_S"]
+        # A claimed row is sent only while its claim will outlast a whole attempt.
+        self.send_window_s = self.lock_s - self.connect_timeout - self.read_timeout
+        self.stopping = False
+        self.sent = 0
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Work until ``stopping`` (or, in burst mode, nothing is due); 0 after a clean stop."""
+        if self.send_window_s <= 0:
+            log.warning(
+                "dispatcher: WEBHOOK_LOCK_S (%s) should exceed the connect + read timeouts; "
+                "a slow receiver may get a delivery twice",
+                self.lock_s,
+            )
+        log.info("dispatcher: started (batch %d%s)", self.batch, ", burst" if self.burst else "")
+        backoff = 0.0
+        while not self.stopping:
+            try:
+                claimed = self.run_once()
+                backoff = 0.0
+            except sa.exc.SQLAlchemyError as exc:
+                db.session.rollback()
+                if not transient(exc):
+                    raise
+                backoff = min(self.db_retry_max_s, backoff * 2 or FIRST_BACKOFF_S)
+                log.warning("dispatcher: database down (%s); retrying in %.1fs", exc, backoff)
+                self._sleep(backoff)
+                continue
+            if not claimed:
+                if self.burst:
+                    break
+                self._sleep(self.poll_s)
+        log.info("dispatcher: stopped (%d attempts made)", self.sent)
+        return 0
+
+    def run_once(self) -> int:
+        """Claim one batch of due deliveries and send them; how many were claimed."""
+        claimed_at = time.monotonic()
+        ids = self.claim()
+        for index, delivery_id in enumerate(ids):
+            late = index > 0 and time.monotonic() - claimed_at > self.send_window_s
+            if self.stopping or late:
+                self.release(ids[index:])
+                break
+            try:
+                self.deliver(delivery_id)
+            except Exception as exc:
+                db.session.rollback()
+                if transient(exc):
+                    raise
+                # Its claim expires and another turn retries it.
+                log.exception("delivery %s: not sent (%s)", delivery_id, type(exc).__name__)
+        return len(ids)
+
+    def stop_on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """Signal handler: finish the delivery in hand, then stop; a second signal stops now."""
+        name = signal.Signals(signum).name
+        if self.stopping:
+            log.warning("dispatcher: second %s; stopping now, claims expire and are retried", name)
+            raise SystemExit(1)
+        log.info("dispatcher: %s; finishing the delivery in hand", name)
+        self.stopping = True
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
+
+    # -- claims -------------------------------------------------------------------------
+
+    def claim(self) -> list[int]:
+        """Due deliveries of enabled endpoints, claimed for WEBHOOK_LOCK_S and committed."""
+        now = utcnow()
+        # Postgres: SKIP LOCKED lets dispatchers claim disjoint rows side by side. SQLite
+        # ignores FOR UPDATE, but every transaction there starts with BEGIN IMMEDIATE (see
+        # service/__init__.py): the database's single write lock makes each claim exclusive.
+        query = (
+            sa.select(WebhookDelivery.id)
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .where(
+                WebhookDelivery.status == DeliveryStatus.PENDING,
+                WebhookDelivery.next_attempt_at <= now,
+                sa.or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < now),
+                WebhookEndpoint.enabled.is_(True),
+            )
+            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+            .limit(self.batch)
+            .with_for_update(skip_locked=True, of=WebhookDelivery)
+        )
+        try:
+            ids = list(db.session.scalars(query))
+            if ids:
+                db.session.execute(
+                    sa.update(WebhookDelivery)
+                    .where(WebhookDelivery.id.in_(ids))
+                    .values(locked_until=now + timedelta(seconds=self.lock_s))
+                )
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        return ids
+
+    def release(self, ids: list[int]) -> None:
+        """Give claimed deliveries back at once, for this or another dispatcher."""
+        db.session.execute(
+            sa.update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(ids), WebhookDelivery.status == DeliveryStatus.PENDING)
+            .values(locked_until=None)
+        )
+        db.session.commit()
+
+    # -- one delivery -------------------------------------------------------------------
+
+    def deliver(self, delivery_id: int, *, manual: bool = False) -> Result | None:
+        """Send one claimed delivery and record the attempt; None when it is not sendable.
+
+        ``manual`` (a test ping): sent even to a disabled endpoint, not retried, and
+        not counted for or against the endpoint's health.
+        """
+        outgoing = self._outgoing(delivery_id, manual=manual)
+        if outgoing is None:
+            return None
+        result = self.send(outgoing)
+        self._record(outgoing, result, retry=not manual, track_health=not manual)
+        return result
+
+    def _outgoing(self, delivery_id: int, *, manual: bool) -> Outgoing | None:
+        try:
+            row = db.session.execute(
+                sa.select(WebhookDelivery, WebhookEndpoint)
+                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                .where(WebhookDelivery.id == delivery_id)
+            ).one_or_none()
+            if row is None or row[0].status != DeliveryStatus.PENDING:
+                return None
+            delivery, endpoint = row
+            if not endpoint.enabled and not manual:
+                delivery.locked_until = None  # disabled since the claim: wait for re-enabling
+                return None
+            return Outgoing(
+                delivery_id=delivery.id,
+                endpoint_id=endpoint.id,
+                message_id=delivery.message_id,
+                event_type=delivery.event_type,
+                url=endpoint.url,
+                body=delivery.payload.encode("utf-8"),
+                signing_secrets=webhooks.active_secrets(endpoint),
+            )
+        finally:
+            # Ends the transaction before the POST: on SQLite it holds the write lock.
+            db.session.commit()
+
+    def send(self, outgoing: Outgoing) -> Result:
+        """Sign and POST one attempt, re-checking the URL's addresses right before."""
+        timestamp = int(time.time())
+        headers = webhooks.signed_headers(
+            outgoing.signing_secrets, outgoing.message_id, timestamp, outgoing.body
+        )
+        try:
+            target = webhooks.resolve(outgoing.url, allow_private=self.allow_private)
+        except UnsafeURL as exc:
+            return Result(error=f"refused: {exc}"[:1000])
+        return post(
+            target,
+            outgoing.body,
+            headers,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            max_bytes=self.max_bytes,
+        )
+
+    def _record(self, outgoing: Outgoing, result: Result, *, retry: bool, track_health: bool):
+        """Log the attempt and schedule what follows: done, a retry, or failed."""
+        now = utcnow()
+        delivery = db.session.get(
+            WebhookDelivery, outgoing.delivery_id, with_for_update=True, populate_existing=True
+        )
+        if delivery is None:  # its endpoint was deleted meanwhile
+            db.session.commit()
+            return
+        attempt = delivery.attempts + 1
+        self.sent += 1
+        db.session.add(
+            WebhookAttempt(
+                delivery_id=delivery.id,
+                attempt=attempt,
+                status_code=result.status_code,
+                latency_ms=result.latency_ms,
+                error=result.error,
+                response_excerpt=result.excerpt,
+            )
+        )
+        delivery.attempts = attempt
+        delivery.last_status_code = result.status_code
+        delivery.last_latency_ms = result.latency_ms
+        delivery.last_error = result.error
+        delivery.locked_until = None
+        if result.ok:
+            delivery.status = DeliveryStatus.SUCCEEDED
+            delivery.delivered_at = now
+        elif retry and attempt <= len(self.schedule):
+            delay = self.schedule[attempt - 1] * (1 + random.uniform(0, JITTER))
+            if result.retry_after_s is not None:
+                delay = max(delay, result.retry_after_s)
+            delivery.status = DeliveryStatus.PENDING
+            delivery.next_attempt_at = now + timedelta(seconds=delay)
+        else:
+            delivery.status = DeliveryStatus.FAILED
+        if track_health:
+            self._track_health(outgoing.endpoint_id, result, now)
+        status = delivery.status  # read before the commit expires it (a read would begin anew)
+        db.session.commit()
+        log.log(
+            logging.INFO if result.ok else logging.WARNING,
+            "delivery %s (%s) to endpoint %s: %s in %s ms, attempt %d, now %s",
+            outgoing.message_id,
+            outgoing.event_type,
+            outgoing.endpoint_id,
+            result.describe(),
+            result.latency_ms,
+            attempt,
+            status,
+        )
+
+    def _track_health(self, endpoint_id: int, result: Result, now: datetime) -> None:
+        """Clear ``failing_since`` on success; disable an endpoint failing for too long."""
+        endpoint = db.session.get(WebhookEndpoint, endpoint_id, with_for_update=True)
+        if endpoint is None:
+            return
+        if result.ok:
+            if endpoint.failing_since is not None:
+                endpoint.failing_since = None
+            return
+        if endpoint.failing_since is None:
+            endpoint.failing_since = now
+        if endpoint.enabled and now - endpoint.failing_since >= self.disable_after:
+            endpoint.enabled = False
+            endpoint.disabled_at = now
+            endpoint.disabled_reason = (
+                f"every delivery failed since {endpoint.failing_since:%Y-%m-%d %H:%M:%S} UTC; "
+                f"last: {result.describe()}"
+            )[:500]
+            log.warning(
+                "endpoint %s: disabled, failing since %s", endpoint_id, endpoint.failing_since
+            )

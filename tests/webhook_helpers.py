@@ -1,0 +1,137 @@
+"""A real HTTP receiver for webhook tests, the dispatcher in a subprocess, and small helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import standardwebhooks
+import svix.webhooks
+from flask import Flask
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from service.dispatcher import Dispatcher
+
+ROOT = Path(__file__).resolve().parents[1]
+CIVILITY = Path(sys.executable).with_name("civility")
+# Fast, local settings: receivers listen on 127.0.0.1 and retries are due at once.
+FAST_WEBHOOKS: dict[str, Any] = {
+    "WEBHOOK_SCHEDULE": "0s,0s",
+    "WEBHOOK_ALLOW_PRIVATE": True,
+    "WEBHOOK_CONNECT_TIMEOUT_S": 1.0,
+    "WEBHOOK_READ_TIMEOUT_S": 2.0,
+    "WEBHOOK_POLL_S": 0.05,
+}
+
+# An answer the receiver gives: a status, (status, headers), or a function of the request.
+Answer = int | tuple[int, dict[str, str]] | Callable[[Request], Response]
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request as the receiver got it."""
+
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def message_id(self) -> str:
+        return self.headers["webhook-id"]
+
+    def verified(self, secret: str) -> dict[str, Any]:
+        """The payload, after both the Standard Webhooks and the Svix verifier accepted it."""
+        standardwebhooks.Webhook(secret).verify(self.body, self.headers)
+        svix.webhooks.Webhook(secret).verify(self.body, self.headers)
+        return json.loads(self.body)
+
+
+class Receiver:
+    """A site's webhook receiver on a real local HTTP server; answers 200 unless told."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.path = f"/hook/{uuid.uuid4().hex}"
+        self.url = f"http://127.0.0.1:{server.port}{self.path}"
+        self.received: list[Received] = []
+        self.answers: list[Answer] = []
+        self.default: Answer = 200
+        self._lock = threading.Lock()
+        server.expect_request(self.path, method="POST").respond_with_handler(self._answer)
+
+    def will_answer(self, *answers: Answer) -> None:
+        """Give these answers, in order, to the next requests; then the default."""
+        self.answers.extend(answers)
+
+    def _answer(self, request: Request) -> Response:
+        with self._lock:
+            self.received.append(
+                Received({k.lower(): v for k, v in request.headers.items()}, request.get_data())
+            )
+            answer = self.answers.pop(0) if self.answers else self.default
+        if callable(answer):
+            return answer(request)
+        status, headers = answer if isinstance(answer, tuple) else (answer, {})
+        return Response("ok" if status < 300 else "no", status=status, headers=headers)
+
+    def types(self, secret: str) -> list[str]:
+        return [request.verified(secret)["type"] for request in self.received]
+
+
+def dispatch(app: Flask) -> Dispatcher:
+    """Run a dispatcher in burst mode here, until nothing is due; returns it."""
+    dispatcher = Dispatcher(app, burst=True)
+    dispatcher.run()
+    return dispatcher
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 15) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+    return value
+
+
+class DispatcherProcess:
+    """``civility webhooks`` in a subprocess, its output in a log file."""
+
+    def __init__(self, settings: Mapping[str, Any], log_path: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CIVILITY_")}
+        env.update({f"CIVILITY_{name}": str(value) for name, value in settings.items()})
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(CIVILITY), "webhooks"], cwd=ROOT, env=env, stdout=log, stderr=log
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def terminate(self, timeout: float = 15) -> int:
+        """SIGTERM and the exit status."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError(f"dispatcher ignored SIGTERM:\n{self.log()}") from None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.kill()
