@@ -138,6 +138,9 @@ class Comment(db.Model):
     client_ip: Mapped[str | None] = mapped_column(sa.String(45))
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", sa.JSON)
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(255))
+    # The X-Request-ID of the submission, so logs follow a comment through the worker
+    # and its webhooks.
+    request_id: Mapped[str | None] = mapped_column(sa.String(64))
     request_hash: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -155,7 +158,7 @@ class ModerationEvent(db.Model):
     __table_args__ = (
         sa.Index("ix_event_comment", "comment_id", "id"),
         sa.Index("ix_event_site_created", "site_id", "created_at"),
-        sa.Index("ix_event_bulk", "bulk_id"),
+        sa.Index("ix_event_bulk", "bulk_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -5,7 +5,17 @@ from flask_smorest import Api
 
 def register_blueprints(api: Api) -> None:
     """Register every blueprint on the app's Api."""
-    from service.api import articles, comments, health, site
+    from service.api import (
+        articles,
+        authors,
+        comments,
+        decisions,
+        health,
+        queue,
+        site,
+        stats,
+        webhooks,
+    )
 
-    for module in (health, articles, comments, site):
+    for module in (health, articles, comments, site, webhooks, queue, decisions, authors, stats):
         api.register_blueprint(module.blp)

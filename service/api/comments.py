@@ -13,7 +13,7 @@ from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from service import lifecycle, ratelimit, stream
+from service import bulk, lifecycle, outbox, ratelimit, stream
 from service.api.common import (
     CleanString,
     PageArgs,
@@ -362,8 +362,14 @@ class CommentReports(MethodView):
     @blp.arguments(ReportIn)
     @blp.response(201, ReportOut)
     def post(self, fields: dict, comment_id: int):
-        """Report a comment on behalf of a reader; one open report per reader and comment."""
+        """Report a comment for a reader; enough open reports send an approved one to held.
+
+        One open report per reader and comment. An approved comment whose open reports
+        reach the site's `requeue_reports` goes back to held with reason `reported`.
+        """
         comment = comment_or_404(comment_id)
+        # Locked, so concurrent reports count each other and requeue it once.
+        comment = bulk.locked(Comment.id == comment.id)[0]
         if comment.status == CommentStatus.DELETED:
             abort(409, f"Comment {comment_id} is deleted.")
         reporter = fields.get("reporter_id")
@@ -385,5 +391,43 @@ class CommentReports(MethodView):
             note=fields.get("note"),
         )
         db.session.add(report)
+        db.session.flush()
+        actor = actor_name()
+        report_data = {
+            name: getattr(report, name) for name in ("id", "reason", "note", "created_at")
+        }
+        report_data["reporter_id"] = report.reporter_ref
+        outbox.emit(
+            comment.site_id,
+            "comment.reported",
+            outbox.comment_data(
+                comment, previous_status=comment.status, actor=actor, report=report_data
+            ),
+            comment_id=comment.id,
+        )
+        _requeue_if_reported(comment, actor)
         db.session.commit()
         return report
+
+
+def _requeue_if_reported(comment: Comment, actor: str) -> None:
+    """Send an approved comment back to held once its open reports reach requeue_reports."""
+    threshold = g.site.requeue_reports
+    if not threshold or comment.status != CommentStatus.APPROVED:
+        return
+    open_reports = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Report)
+        .where(Report.comment_id == comment.id, Report.resolved_at.is_(None))
+    )
+    if open_reports < threshold:
+        return
+    reasons = [r for r in comment.reasons or [] if r.get("code") != "reported"]
+    lifecycle.move(
+        comment,
+        CommentStatus.HELD,
+        actor=actor,
+        reason_code="reported",
+        note=f"{open_reports} open reports",
+        reasons=[*reasons, {"code": "reported", "reports": open_reports}],
+    )

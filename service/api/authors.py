@@ -1,0 +1,252 @@
+"""Authors: a moderator's view of one site user: status (trusted, premod, banned) and notes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import marshmallow as ma
+import sqlalchemy as sa
+from flask import current_app, g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from service import bulk, outbox
+from service.api.articles import StatusCounts
+from service.api.common import CleanString
+from service.auth import Role, actor_name, require
+from service.errors import abort, field_error
+from service.extensions import db
+from service.models import Author, Comment, utcnow
+from service.moderation.states import AuthorStatus, CommentStatus
+
+blp = Blueprint(
+    "authors",
+    __name__,
+    url_prefix="/v1/authors",
+    description="Authors (the site's users): status, bans and moderator notes.",
+)
+SECURITY = [{"bearerAuth": []}]
+RECENT = 20
+SUSPENSIONS = (AuthorStatus.PREMOD, AuthorStatus.BANNED)
+# A ban with reject_existing rejects what readers see or may soon see; deleted and
+# rejected comments stay as they are.
+LIVE = (CommentStatus.PENDING, CommentStatus.HELD, CommentStatus.APPROVED)
+BAN_REASON = "author_banned"
+
+
+def effective_status(author: Author, now: datetime | None = None) -> str:
+    """The author's status now: a premod or ban whose ``until`` has passed is ``active``."""
+    now = now or utcnow()
+    if author.status_until is not None and author.status_until <= now:
+        return AuthorStatus.ACTIVE.value
+    return author.status
+
+
+def _normalise(author: Author, now: datetime) -> bool:
+    """Store an expired suspension as ``active``; True when it changed the row."""
+    if effective_status(author, now) == author.status:
+        return False
+    author.status = AuthorStatus.ACTIVE
+    author.status_until = None
+    return True
+
+
+class AuthorPatch(ma.Schema):
+    status = ma.fields.String(
+        validate=ma.validate.OneOf([s.value for s in AuthorStatus]),
+        metadata={
+            "description": "`active`, `trusted` (approved unless a reject rule fires), "
+            "`premod` (always held) or `banned` (always rejected)."
+        },
+    )
+    until = ma.fields.AwareDateTime(
+        allow_none=True,
+        default_timezone=UTC,
+        metadata={
+            "description": "When a `premod` or `banned` status ends by itself (future, "
+            "ISO 8601). Omitted with a new status: permanent."
+        },
+    )
+    note = CleanString(
+        multiline=True,
+        validate=ma.validate.Length(min=1, max=2000),
+        metadata={
+            "description": "Appended to the author's notes with the time and your key's "
+            "name; notes are never replaced."
+        },
+    )
+    reject_existing = ma.fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "With status `banned`: also reject the author's pending, held "
+            "and approved comments, as one bulk action (undo with "
+            "POST /v1/decisions/bulk/{bulk_id}/undo)."
+        },
+    )
+
+
+class RecentComment(ma.Schema):
+    id = ma.fields.Integer()
+    article = ma.fields.String(attribute="article.ref")
+    body = ma.fields.String()
+    status = ma.fields.String()
+    max_score = ma.fields.Float(allow_none=True)
+    reasons = ma.fields.List(ma.fields.Dict())
+    created_at = ma.fields.AwareDateTime()
+    decided_at = ma.fields.AwareDateTime(allow_none=True)
+    decided_by = ma.fields.String(allow_none=True)
+
+
+class BulkSummary(ma.Schema):
+    bulk_id = ma.fields.String()
+    matched = ma.fields.Integer()
+    changed = ma.fields.Integer()
+
+
+class AuthorDetail(ma.Schema):
+    id = ma.fields.String(metadata={"description": "The site's user id."})
+    name = ma.fields.String(allow_none=True)
+    status = ma.fields.String(metadata={"description": "The status in force now."})
+    until = ma.fields.AwareDateTime(allow_none=True)
+    notes = ma.fields.String(allow_none=True)
+    approved_count = ma.fields.Integer()
+    rejected_count = ma.fields.Integer()
+    counts = ma.fields.Nested(StatusCounts, metadata={"description": "Comments by status."})
+    created_at = ma.fields.AwareDateTime()
+    recent_comments = ma.fields.List(
+        ma.fields.Nested(RecentComment), metadata={"description": f"The {RECENT} newest."}
+    )
+    bulk = ma.fields.Nested(
+        BulkSummary, metadata={"description": "The bulk rejection, with `reject_existing`."}
+    )
+
+
+def author_or_404(ref: str, *, lock: bool = False) -> Author:
+    """The current site's author ``ref``; 404 for unknown and other sites' authors alike."""
+    query = sa.select(Author).where(Author.site_id == g.site.id, Author.ref == ref)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    author = db.session.scalar(query)
+    if author is None:
+        abort(404, f"No author {ref!r} on this site.")
+    return author
+
+
+def render(author: Author) -> dict[str, Any]:
+    """The author as AuthorDetail expects it, with counts and recent comments."""
+    counts = {status.value: 0 for status in CommentStatus}
+    counts.update(
+        db.session.execute(
+            sa.select(Comment.status, sa.func.count())
+            .where(Comment.author_id == author.id)
+            .group_by(Comment.status)
+        ).all()
+    )
+    recent = db.session.scalars(
+        sa.select(Comment)
+        .where(Comment.author_id == author.id)
+        .order_by(Comment.created_at.desc(), Comment.id.desc())
+        .limit(RECENT)
+    ).all()
+    return {
+        "id": author.ref,
+        "name": author.name,
+        "status": effective_status(author),
+        "until": author.status_until,
+        "notes": author.notes,
+        "approved_count": author.approved_count,
+        "rejected_count": author.rejected_count,
+        "counts": counts,
+        "created_at": author.created_at,
+        "recent_comments": recent,
+    }
+
+
+def _append_note(author: Author, now: datetime, actor: str, text: str) -> None:
+    line = f"{now.isoformat(timespec='seconds')} {actor}: {text}"
+    author.notes = f"{author.notes}\n{line}" if author.notes else line
+
+
+def _new_status(author: Author, fields: dict[str, Any], now: datetime) -> tuple[str, Any]:
+    """The (status, until) a PATCH asks for; 422 naming the field that is wrong."""
+    status = fields.get("status", author.status)
+    # A new status without `until` is permanent; otherwise the current end stands.
+    until = fields.get("until", None if "status" in fields else author.status_until)
+    if until is not None and "until" in fields:
+        if status not in SUSPENSIONS:
+            field_error("until", "Only with status premod or banned.")
+        if until <= now:
+            field_error("until", "Must be in the future.")
+    if fields["reject_existing"] and status != AuthorStatus.BANNED:
+        field_error("reject_existing", "Only with status banned.")
+    return status, until
+
+
+@blp.route("/<ref>")
+class AuthorResource(MethodView):
+    decorators = [require(Role.MODERATOR)]
+
+    @blp.doc(security=SECURITY)
+    @blp.response(200, AuthorDetail)
+    def get(self, ref: str):
+        """Read an author: status, notes, counts and recent comments."""
+        author = author_or_404(ref)
+        if _normalise(author, utcnow()):
+            db.session.commit()
+        return render(author)
+
+    @blp.doc(security=SECURITY)
+    @blp.arguments(AuthorPatch)
+    @blp.response(200, AuthorDetail)
+    def patch(self, fields: dict, ref: str):
+        """Set an author's status (optionally until a time), add a note, ban and reject."""
+        author = author_or_404(ref, lock=True)
+        now = utcnow()
+        actor = actor_name()
+        _normalise(author, now)
+        status, until = _new_status(author, fields, now)
+        selection = bulk.Selection(
+            g.site.id, where=(Comment.author_id == author.id, Comment.status.in_(LIVE))
+        )
+        matched = selection.count() if fields["reject_existing"] else 0
+        limit = current_app.config["BULK_MAX"]
+        if matched > limit:
+            abort(
+                422,
+                f"Invalid reject_existing: {matched} comments, more than the bulk limit "
+                f"({limit}); reject them with POST /v1/decisions/bulk in parts.",
+                errors={"json": {"reject_existing": [f"More than {limit} comments."]}},
+                matched=matched,
+            )
+        if (status, until) != (author.status, author.status_until):
+            author.status, author.status_until = status, until
+            ends = f" until {until.isoformat(timespec='seconds')}" if until else ""
+            _append_note(author, now, actor, f"status {status}{ends}")
+        if fields.get("note"):
+            _append_note(author, now, actor, fields["note"])
+        bulk_id = bulk.new_id() if fields["reject_existing"] else None
+        if fields.get("status") == AuthorStatus.BANNED:
+            outbox.author_banned(
+                author, actor=actor, until=until, note=fields.get("note"), bulk_id=bulk_id
+            )
+        # The ban is in force (for new comments too) before the old ones are rejected.
+        db.session.commit()
+        out_bulk = None
+        if bulk_id is not None:
+            action = bulk.run(
+                selection,
+                CommentStatus.REJECTED,
+                actor=actor,
+                matched=matched,
+                chunk_size=current_app.config["BULK_CHUNK_SIZE"],
+                record={"author": author.ref, "status": list(LIVE), "via": "author ban"},
+                reason_code=BAN_REASON,
+                note=fields.get("note"),
+                action_id=bulk_id,
+            )
+            out_bulk = {"bulk_id": action.id, "matched": action.matched, "changed": action.changed}
+        out = render(author)
+        if out_bulk is not None:
+            out["bulk"] = out_bulk
+        return out

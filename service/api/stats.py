@@ -1,0 +1,335 @@
+"""Moderation statistics: volumes, queue sizes and ages, who decided, overrides, latencies."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import marshmallow as ma
+import sqlalchemy as sa
+from flask import current_app, g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy.orm import aliased
+
+from service.auth import Role, require
+from service.bulk import UNDO
+from service.errors import abort
+from service.extensions import db
+from service.models import Comment, ModerationEvent, Report, utcnow
+from service.moderation.states import CommentStatus
+
+blp = Blueprint(
+    "stats",
+    __name__,
+    url_prefix="/v1/stats",
+    description="How much arrives, who decides it, how fast, and where moderators disagree.",
+)
+SECURITY = [{"bearerAuth": []}]
+DEFAULT_WINDOW = timedelta(days=30)
+DECIDED = (CommentStatus.APPROVED, CommentStatus.HELD, CommentStatus.REJECTED)
+# Moves by moderator keys that are not decisions: report requeues and undos.
+NOT_DECISIONS = ("reported", UNDO)
+OVERRIDES = {
+    ("approved", "rejected"): "policy_approved_moderator_rejected",
+    ("rejected", "approved"): "policy_rejected_moderator_approved",
+    ("held", "approved"): "policy_held_moderator_approved",
+    ("held", "rejected"): "policy_held_moderator_rejected",
+}
+
+
+class Counts(ma.Schema):
+    held = ma.fields.Integer()
+    reported = ma.fields.Integer(
+        metadata={"description": "Approved or held comments with unresolved reports."}
+    )
+    pending = ma.fields.Integer(metadata={"description": "Waiting for the scoring worker."})
+    oldest_pending_at = ma.fields.AwareDateTime(allow_none=True)
+    oldest_pending_s = ma.fields.Float(
+        allow_none=True,
+        metadata={"description": "Age of the oldest pending comment: large means stuck workers."},
+    )
+    oldest_held_at = ma.fields.AwareDateTime(allow_none=True)
+    oldest_held_s = ma.fields.Float(allow_none=True)
+
+
+class StatsArgs(ma.Schema):
+    since = ma.fields.AwareDateTime(
+        default_timezone=UTC, metadata={"description": "Start (ISO 8601); default 30 days ago."}
+    )
+    until = ma.fields.AwareDateTime(
+        default_timezone=UTC, metadata={"description": "End, exclusive; default now."}
+    )
+
+    @ma.validates_schema
+    def _order(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "since" in data and "until" in data and data["since"] >= data["until"]:
+            raise ma.ValidationError("Must be before until.", "since")
+
+
+class Split(ma.Schema):
+    approved = ma.fields.Integer()
+    held = ma.fields.Integer()
+    rejected = ma.fields.Integer()
+    total = ma.fields.Integer()
+
+
+class ModeratorCount(ma.Schema):
+    actor = ma.fields.String()
+    decisions = ma.fields.Integer()
+
+
+class Overrides(ma.Schema):
+    policy_approved_moderator_rejected = ma.fields.Integer()
+    policy_rejected_moderator_approved = ma.fields.Integer()
+    policy_held_moderator_approved = ma.fields.Integer()
+    policy_held_moderator_rejected = ma.fields.Integer()
+
+
+class Latency(ma.Schema):
+    samples = ma.fields.Integer(metadata={"description": "Decisions read (the newest)."})
+    median_s = ma.fields.Float(allow_none=True)
+    p95_s = ma.fields.Float(allow_none=True, metadata={"description": "Nearest-rank."})
+
+
+class Latencies(ma.Schema):
+    policy = ma.fields.Nested(Latency)
+    moderators = ma.fields.Nested(
+        Latency, metadata={"description": "Submit to a comment's first moderator decision."}
+    )
+
+
+class ReportCounts(ma.Schema):
+    received = ma.fields.Integer()
+    resolved = ma.fields.Integer()
+
+
+class StatsOut(ma.Schema):
+    since = ma.fields.AwareDateTime()
+    until = ma.fields.AwareDateTime()
+    received = ma.fields.Integer(metadata={"description": "Comments submitted."})
+    policy = ma.fields.Nested(
+        Split, metadata={"description": "Decisions of the policy (on pending comments)."}
+    )
+    moderators = ma.fields.Nested(
+        Split,
+        metadata={"description": "Moderator decisions (bulk included; undos and requeues not)."},
+    )
+    by_moderator = ma.fields.List(ma.fields.Nested(ModeratorCount))
+    overrides = ma.fields.Nested(
+        Overrides,
+        metadata={
+            "description": "Comments a moderator moved away from the policy's decision: "
+            "the numbers that say whether the thresholds are right."
+        },
+    )
+    latency = ma.fields.Nested(Latencies)
+    reports = ma.fields.Nested(ReportCounts)
+    queue = ma.fields.Nested(Counts, metadata={"description": "The queues now."})
+
+
+def _ages(counts: dict[str, Any], now: datetime) -> dict[str, Any]:
+    for status in ("pending", "held"):
+        oldest = counts.get(f"oldest_{status}_at")
+        counts[f"oldest_{status}_s"] = None if oldest is None else (now - oldest).total_seconds()
+    return counts
+
+
+def queue_counts(
+    site_id: int, *, article_id: int | None = None, by_article: bool = False
+) -> dict[Any, dict[str, Any]]:
+    """Held, pending and reported counts (and oldest ages): the site's under key None.
+
+    With ``by_article``, also one entry per article id that has work waiting.
+    """
+    scope = [Comment.site_id == site_id]
+    if article_id is not None:
+        scope.append(Comment.article_id == article_id)
+    group = [Comment.article_id] if by_article else []
+    waiting = db.session.execute(
+        sa.select(*group, Comment.status, sa.func.count(), sa.func.min(Comment.created_at))
+        .where(*scope, Comment.status.in_((CommentStatus.HELD, CommentStatus.PENDING)))
+        .group_by(*group, Comment.status)
+    ).all()
+    reported = db.session.execute(
+        sa.select(*group, sa.func.count(sa.distinct(Comment.id)))
+        .join(Report, Report.comment_id == Comment.id)
+        .where(
+            *scope,
+            Report.resolved_at.is_(None),
+            Comment.status.in_((CommentStatus.APPROVED, CommentStatus.HELD)),
+        )
+        .group_by(*group)
+    ).all()
+    counts: dict[Any, dict[str, Any]] = {}
+
+    def entry(key: Any) -> dict[str, Any]:
+        return counts.setdefault(
+            key,
+            {
+                "held": 0,
+                "reported": 0,
+                "pending": 0,
+                "oldest_pending_at": None,
+                "oldest_held_at": None,
+            },
+        )
+
+    for row in waiting:
+        article, (status, count, oldest) = (row[0], row[1:]) if by_article else (None, row)
+        for key in {None, article}:
+            totals = entry(key)
+            totals[status] += count
+            previous = totals.get(f"oldest_{status}_at")
+            if previous is None or oldest < previous:
+                totals[f"oldest_{status}_at"] = oldest
+    for row in reported:
+        article, count = (row[0], row[1]) if by_article else (None, row[0])
+        for key in {None, article}:
+            entry(key)["reported"] += count
+    entry(None)
+    now = utcnow()
+    return {key: _ages(value, now) for key, value in counts.items()}
+
+
+def is_policy(event: Any) -> Any:
+    """SQL: ``event`` is the policy deciding a pending comment."""
+    return sa.and_(event.actor == "policy", event.from_status == CommentStatus.PENDING)
+
+
+def is_human(event: Any) -> Any:
+    """SQL: ``event`` is a moderator's decision (not a requeue, undo or delete)."""
+    return sa.and_(
+        event.actor != "policy",
+        event.from_status.is_not(None),
+        event.to_status.in_(DECIDED),
+        sa.or_(event.reason_code.is_(None), event.reason_code.not_in(NOT_DECISIONS)),
+    )
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of sorted ``values``; None when empty."""
+    if not values:
+        return None
+    return values[max(1, math.ceil(q * len(values))) - 1]
+
+
+def _split(rows: list[Any]) -> dict[str, int]:
+    split = {status.value: 0 for status in DECIDED}
+    split.update({status: count for status, count in rows})
+    split["total"] = sum(split.values())
+    return split
+
+
+def _latency(where: list[Any], sample_max: int) -> dict[str, Any]:
+    rows = db.session.execute(
+        sa.select(ModerationEvent.created_at, Comment.created_at)
+        .join(Comment, Comment.id == ModerationEvent.comment_id)
+        .where(*where)
+        .order_by(ModerationEvent.id.desc())
+        .limit(sample_max)
+    ).all()
+    seconds = sorted(max(0.0, (decided - created).total_seconds()) for decided, created in rows)
+    return {
+        "samples": len(seconds),
+        "median_s": statistics.median(seconds) if seconds else None,
+        "p95_s": percentile(seconds, 0.95),
+    }
+
+
+def site_stats(site_id: int, since: datetime, until: datetime, sample_max: int) -> dict[str, Any]:
+    """Every number of StatsOut for one site and window."""
+    event = ModerationEvent
+    window = [event.site_id == site_id, event.created_at >= since, event.created_at < until]
+
+    def count(model: Any, *where: Any) -> int:
+        return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
+
+    def by_status(*where: Any) -> dict[str, int]:
+        rows = db.session.execute(
+            sa.select(event.to_status, sa.func.count()).where(*where).group_by(event.to_status)
+        ).all()
+        return _split(rows)
+
+    moderators = db.session.execute(
+        sa.select(event.actor, sa.func.count().label("n"))
+        .where(*window, is_human(event))
+        .group_by(event.actor)
+        .order_by(sa.desc("n"), event.actor)
+    ).all()
+    policy, human = aliased(ModerationEvent), aliased(ModerationEvent)
+    override_rows = db.session.execute(
+        sa.select(policy.to_status, human.to_status, sa.func.count(sa.distinct(policy.comment_id)))
+        .join(human, sa.and_(human.comment_id == policy.comment_id, human.id > policy.id))
+        .where(
+            policy.site_id == site_id,
+            is_policy(policy),
+            is_human(human),
+            human.created_at >= since,
+            human.created_at < until,
+        )
+        .group_by(policy.to_status, human.to_status)
+    ).all()
+    overrides = dict.fromkeys(OVERRIDES.values(), 0)
+    for before, after, n in override_rows:
+        if (before, after) in OVERRIDES:
+            overrides[OVERRIDES[before, after]] = n
+    earlier = aliased(ModerationEvent)
+    first_human = ~sa.exists().where(
+        earlier.comment_id == event.comment_id, earlier.id < event.id, is_human(earlier)
+    )
+    return {
+        "since": since,
+        "until": until,
+        "received": count(
+            Comment,
+            Comment.site_id == site_id,
+            Comment.created_at >= since,
+            Comment.created_at < until,
+        ),
+        "policy": by_status(*window, is_policy(event)),
+        "moderators": by_status(*window, is_human(event)),
+        "by_moderator": [{"actor": actor, "decisions": n} for actor, n in moderators],
+        "overrides": overrides,
+        "latency": {
+            "policy": _latency([*window, is_policy(event)], sample_max),
+            "moderators": _latency([*window, is_human(event), first_human], sample_max),
+        },
+        "reports": {
+            "received": count(
+                Report,
+                Report.site_id == site_id,
+                Report.created_at >= since,
+                Report.created_at < until,
+            ),
+            "resolved": count(
+                Report,
+                Report.site_id == site_id,
+                Report.resolved_at >= since,
+                Report.resolved_at < until,
+            ),
+        },
+        "queue": queue_counts(site_id)[None],
+    }
+
+
+@blp.route("")
+class Stats(MethodView):
+    decorators = [require(Role.MODERATOR)]
+
+    @blp.doc(security=SECURITY)
+    @blp.arguments(StatsArgs, location="query", unknown=ma.RAISE)
+    @blp.response(200, StatsOut)
+    def get(self, args: dict):
+        """Moderation numbers for a time window (default the last 30 days)."""
+        until = args.get("until") or utcnow()
+        since = args.get("since") or until - DEFAULT_WINDOW
+        if since >= until:
+            abort(
+                422,
+                "Invalid since: must be before until.",
+                errors={"query": {"since": ["Must be before until."]}},
+            )
+        return site_stats(g.site.id, since, until, current_app.config["STATS_SAMPLE_MAX"])
