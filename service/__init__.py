@@ -112,7 +112,7 @@ def _sqlite_begin(conn: sa.engine.Connection) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from service import errors, ratelimit, redis_client
+    from service import dashboard, errors, ratelimit, redis_client
     from service.api import register_blueprints
     from service.extensions import db, migrate
 
@@ -125,6 +125,7 @@ def _init_extensions(app: Flask) -> None:
     redis_client.init_app(app)
     errors.init_app(app)
     register_blueprints(api)
+    dashboard.init_app(app)
 
     @app.teardown_request
     def _end_transaction(exc: BaseException | None) -> None:

@@ -23,6 +23,7 @@ ARTICLE = {
     "published_at": "2024-02-08T19:24:07+00:00",
     "comments_open": True,
 }
+SUSPECT_WORDS = ["idiot", "morons", "propaganda", "shill"]
 # Written for this demo: some civil, some not, so every policy outcome shows up.
 COMMENTS: list[dict[str, Any]] = [
     {
@@ -55,6 +56,26 @@ COMMENTS: list[dict[str, Any]] = [
         "for details.",
     },
     {
+        "author": {"id": "reader-jo", "name": "Jo"},
+        "body": "Typical Kremlin propaganda dressed up as diplomacy. Anyone repeating these "
+        "talking points here is a paid shill.",
+    },
+    {
+        "author": {"id": "reader-rob", "name": "Rob"},
+        "body": "The energy deals are the real story. There is a good breakdown at "
+        "https://energy-monitor.example/russia-china-2024 that this article skips.",
+    },
+    {
+        "author": {"id": "reader-dan", "name": "Dan"},
+        "body": "What a stupid article. Whoever wrote this is clueless and should stop "
+        "embarrassing themselves.",
+    },
+    {
+        "author": {"id": "reader-eve", "name": "Eve"},
+        "body": "Both governments say what suits them. The question is which claims the "
+        "paper checks before printing them.",
+    },
+    {
         "author": {"id": "reader-ana", "name": "Ana"},
         "reply_to": 0,
         "body": "Replying to myself: the Kremlin page has the full transcript of the briefing.",
@@ -69,10 +90,13 @@ def _keys_file() -> Path:
 def _demo_site() -> Site:
     site = db.session.scalar(sa.select(Site).where(Site.name == SITE_NAME))
     if site is None:
+        # Suspect words and links hold a few comments, so the dashboard has work to show.
         site = Site(
             name=SITE_NAME,
             public_reads=True,
             origins=["http://127.0.0.1:8000", "http://localhost:8000"],
+            suspect_words=SUSPECT_WORDS,
+            hold_links=True,
         )
         db.session.add(site)
         db.session.flush()
@@ -124,6 +148,7 @@ def run_demo(base_url: str) -> dict[str, Any]:
         "keys": keys,
         "article": ARTICLE_REF,
         "comment_ids": ids,
+        "dashboard": f"{base_url}/dashboard",
         "curl": curl_lines(base_url, site.id, keys, ids[0]),
     }
 

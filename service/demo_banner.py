@@ -15,6 +15,9 @@ Civility is starting. Demo site {demo["site_id"]}, article {demo["article"]!r}.
   moderator key  {keys["moderator"]}
   admin key      {keys["admin"]}
 
+Moderation dashboard: {demo["dashboard"]}
+  sign in with the moderator key (the admin key also opens Settings); press ? for shortcuts.
+
 Try (the demo's comments are scored within seconds of the worker starting):
 """)
     for line in demo["curl"]:

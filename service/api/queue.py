@@ -69,7 +69,7 @@ class QueueFilter(ma.Schema):
         validate=ma.validate.Regexp(r"^[a-z0-9_]{1,50}$", error="Expected a reason code."),
         metadata={
             "description": "A reason code the comment carries, e.g. `banned_word`, "
-            "`toxicity`, `links`, `reported`, `scoring_failed`."
+            "`toxicity`, `link`, `reported`, `scoring_failed`."
         },
     )
     label = ma.fields.String(

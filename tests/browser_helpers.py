@@ -1,0 +1,149 @@
+"""Browser tests' plumbing: a live server in a thread, Debian's Chromium, queued comments."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from werkzeug.serving import make_server
+
+from service.extensions import db
+from service.models import Article, Author, Comment, Report, utcnow
+from service.moderation.states import CommentStatus
+from tests.review_helpers import make_comments, policy_decides
+
+# Chromium's own background traffic is refused on closed networks: switch it off.
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def chromium_or_skip() -> str:
+    """Debian's Chromium; a skip saying why when it (or Playwright) is missing, a failure in CI."""
+    path = os.environ.get("CIVILITY_TEST_CHROMIUM") or shutil.which("chromium")
+    problem = None
+    if not path or not os.access(path, os.X_OK):
+        problem = "Chromium is not installed (Debian: apt-get install chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            problem = "Playwright is not installed (pip install -e '.[test]')"
+    if problem is None:
+        return path
+    if in_ci():
+        pytest.fail(f"browser tests cannot run in CI: {problem}")
+    pytest.skip(f"browser tests skipped: {problem}")
+    raise AssertionError("unreachable")
+
+
+class LiveServer:
+    """The test app served over real HTTP on a free port of 127.0.0.1, in a thread."""
+
+    def __init__(self, app: Flask) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def release() -> None:
+    """End the test thread's transaction: on SQLite it holds the write lock the server needs."""
+    db.session.rollback()
+
+
+def held_comment(
+    site_id: int,
+    body: str,
+    *,
+    article: str = "budget-vote",
+    author: str = "reader-1",
+    scores: dict[str, float] | None = None,
+    reasons: list[dict[str, Any]] | None = None,
+    status: CommentStatus | str = CommentStatus.HELD,
+) -> int:
+    """One comment decided by the policy as the worker would (default: held for toxicity)."""
+    [comment_id] = make_comments(site_id, article=article, author=author, body=body)
+    policy_decides(
+        [comment_id],
+        status,
+        scores=scores or {"toxicity": 0.72, "insult": 0.41},
+        reasons=reasons
+        if reasons is not None
+        else [{"code": "toxicity", "label": "toxicity", "score": 0.72, "threshold": 0.6}],
+    )
+    release()
+    return comment_id
+
+
+def name_things(
+    site_id: int, articles: dict[str, tuple[str, str]], authors: dict[str, str]
+) -> None:
+    """Give articles a title and url, and authors a display name."""
+    for article in db.session.scalars(db.select(Article).where(Article.site_id == site_id)):
+        if article.ref in articles:
+            article.title, article.url = articles[article.ref]
+    for author in db.session.scalars(db.select(Author).where(Author.site_id == site_id)):
+        author.name = authors.get(author.ref, author.name)
+    db.session.commit()
+
+
+def add_history(site_id: int, author: str, approved: int, rejected: int) -> None:
+    """Past decisions on an author, as the counters the cards show."""
+    row = db.session.scalar(
+        db.select(Author).where(Author.site_id == site_id, Author.ref == author)
+    )
+    row.approved_count, row.rejected_count = approved, rejected
+    db.session.commit()
+
+
+def report(comment_id: int, reason: str, reporter: str, note: str, minutes_ago: int) -> None:
+    """An open reader report on a comment, made some minutes ago."""
+    comment = db.session.get(Comment, comment_id)
+    db.session.add(
+        Report(
+            site_id=comment.site_id,
+            comment_id=comment.id,
+            reason=reason,
+            reporter_ref=reporter,
+            note=note,
+            created_at=utcnow() - timedelta(minutes=minutes_ago),
+        )
+    )
+    db.session.commit()
+
+
+def set_model(site_id: int, model: str) -> None:
+    """Name the scorer the site's comments were scored with."""
+    db.session.execute(
+        sa.update(Comment)
+        .where(Comment.site_id == site_id, Comment.scores.is_not(None))
+        .values(model=model)
+    )
+    db.session.commit()
