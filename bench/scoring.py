@@ -117,7 +117,7 @@ def pipeline(checkpoint: Path, config_dir: Path, texts: list[str], batch: int, t
         "CIVILITY_MODEL_CONFIG_DIR": str(config_dir),
         "CIVILITY_SCORE_BATCH_MAX": str(batch),
         "CIVILITY_MODEL_MAX_TOKENS": str(tokens),
-        "CIVILITY_LOG_LEVEL": "WARNING",
+        "CIVILITY_LOG_LEVEL": os.environ.get("CIVILITY_BENCH_LOG_LEVEL", "WARNING"),
         "PYTHONPATH": str(ROOT),
     }
     r = redis.Redis.from_url(os.environ.get("CIVILITY_REDIS_URL", "redis://localhost:6379/0"))

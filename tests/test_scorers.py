@@ -20,6 +20,7 @@ from workers.scorers import (
     ScorerUnavailable,
     ScoringError,
     load_scorer,
+    plan_chunks,
 )
 
 ORIGINAL_LABELS = ("toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack")
@@ -265,3 +266,23 @@ def test_fallback_none_raises_scorer_unavailable(tmp_path: Path) -> None:
 def test_unknown_spec_raises_value_error(spec: str, fallback: str) -> None:
     with pytest.raises(ValueError, match="unknown scorer"):
         load_scorer(spec, fallback)
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [[], [5], [10] * 70, [3, 4, 5, 60, 61, 62, 250, 256], list(range(1, 200, 3))],
+)
+def test_chunk_plan_covers_every_text_once_within_max_batch(lengths):
+    chunks = plan_chunks(lengths, 32)
+    covered = [i for start, end in chunks for i in range(start, end)]
+    assert covered == list(range(len(lengths)))
+    assert all(0 < end - start <= 32 for start, end in chunks)
+
+
+def test_chunk_plan_splits_where_lengths_jump_rather_than_padding():
+    # 30 short texts and 2 long ones: padding the short ones to 256 costs far more
+    # than a second forward pass.
+    chunks = plan_chunks([12] * 30 + [256, 256], 32)
+    assert chunks == [(0, 30), (30, 32)]
+    # Equal lengths stay in as few passes as max_batch allows.
+    assert len(plan_chunks([40] * 64, 32)) == 2
