@@ -64,17 +64,24 @@ def naive(checkpoint: Path, config_dir: Path, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - start)
 
 
-def raw(checkpoint: Path, config_dir: Path, texts: list[str], batch: int, tokens: int) -> float:
+def raw(
+    checkpoint: Path, config_dir: Path, texts: list[str], batch: int, tokens: int, quantize: str
+) -> tuple[float, list[dict[str, float]]]:
     """(b) The worker's scorer, one call over all texts (batched, length-sorted)."""
     from workers.scorers import load_scorer
 
     scorer = load_scorer(
-        f"detoxify:{checkpoint}", "none", config_dir=config_dir, max_batch=batch, max_tokens=tokens
+        f"detoxify:{checkpoint}",
+        "none",
+        config_dir=config_dir,
+        max_batch=batch,
+        max_tokens=tokens,
+        quantize=quantize,
     )
     scorer.score(texts[:batch])  # warm-up
     start = time.perf_counter()
-    scorer.score(texts)
-    return len(texts) / (time.perf_counter() - start)
+    scores = scorer.score(texts)
+    return len(texts) / (time.perf_counter() - start), scores
 
 
 def free_port() -> int:
@@ -97,7 +104,9 @@ def wait_until(predicate, timeout: float, what: str) -> None:
     raise TimeoutError(what)
 
 
-def pipeline(checkpoint: Path, config_dir: Path, texts: list[str], batch: int, tokens: int) -> dict:
+def pipeline(
+    checkpoint: Path, config_dir: Path, texts: list[str], batch: int, tokens: int, quantize: str
+) -> dict:
     """(c) Comments submitted over HTTP until one worker has decided them all."""
     import redis
     import sqlalchemy as sa
@@ -117,6 +126,7 @@ def pipeline(checkpoint: Path, config_dir: Path, texts: list[str], batch: int, t
         "CIVILITY_MODEL_CONFIG_DIR": str(config_dir),
         "CIVILITY_SCORE_BATCH_MAX": str(batch),
         "CIVILITY_MODEL_MAX_TOKENS": str(tokens),
+        "CIVILITY_MODEL_QUANTIZE": quantize,
         "CIVILITY_LOG_LEVEL": os.environ.get("CIVILITY_BENCH_LOG_LEVEL", "WARNING"),
         "PYTHONPATH": str(ROOT),
     }
@@ -211,40 +221,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=256, help="comments scored per method")
     parser.add_argument("--batch", type=int, default=32, help="scorer batch size")
-    parser.add_argument("--tokens", type=int, default=256, help="max tokens per text")
+    parser.add_argument(
+        "--tokens", type=int, default=512, help="max tokens per text (Detoxify.predict's is 512)"
+    )
     args = parser.parse_args()
 
     from tests.checkpoints import build_bert_base_checkpoint
 
     checkpoint, config_dir = build_bert_base_checkpoint(CACHE)
     texts = comment_texts(args.count)
+    load_before = os.getloadavg()[0]
     a = naive(checkpoint, config_dir, texts)
-    b = raw(checkpoint, config_dir, texts, args.batch, args.tokens)
-    c = pipeline(checkpoint, config_dir, texts, args.batch, args.tokens)
+    runs = {}
+    for quantize in ("none", "int8"):
+        b, scores = raw(checkpoint, config_dir, texts, args.batch, args.tokens, quantize)
+        c = pipeline(checkpoint, config_dir, texts, args.batch, args.tokens, quantize)
+        runs[quantize] = {"raw_per_s": b, "scores": scores, **c}
+    exact, int8 = runs["none"].pop("scores"), runs["int8"].pop("scores")
+    int8_max_diff = max(abs(x[k] - y[k]) for x, y in zip(exact, int8, strict=True) for k in x)
     result = {
+        "command": "python bench/scoring.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "load_avg_1m": [load_before, os.getloadavg()[0]],
         "count": args.count,
         "batch": args.batch,
         "max_tokens": args.tokens,
         "naive_per_s": a,
-        "raw_per_s": b,
-        "pipeline_per_s": c["per_s"],
-        "c_over_a": c["per_s"] / a,
-        "c_over_b": c["per_s"] / b,
-        "latency_p50_s": c["latency_p50_s"],
-        "latency_p99_s": c["latency_p99_s"],
+        "int8_max_score_diff": int8_max_diff,
     }
-    rows = [
-        ("(a) naive: Detoxify.predict per comment", f"{a:.1f}"),
-        ("(b) raw: batched scorer call", f"{b:.1f}"),
-        ("(c) pipeline: HTTP → Redis → worker → DB", f"{c['per_s']:.1f}"),
-    ]
-    print(f"\n{'method':44} comments/s")
-    for name, value in rows:
-        print(f"{name:44} {value:>10}")
+    print(f"\n{'method':46} {'comments/s':>10} {'c/a':>6} {'c/b':>6} {'p50 s':>7} {'p99 s':>7}")
+    print(f"{'(a) naive: Detoxify.predict per comment':46} {a:>10.1f}")
+    for quantize, run in runs.items():
+        tag = "" if quantize == "none" else ", int8"
+        run["c_over_a"] = run["per_s"] / a
+        run["c_over_b"] = run["per_s"] / run["raw_per_s"]
+        result[quantize] = run
+        print(f"{'(b) raw: batched scorer call' + tag:46} {run['raw_per_s']:>10.1f}")
+        print(
+            f"{'(c) pipeline: HTTP → Redis → worker → DB' + tag:46} {run['per_s']:>10.1f} "
+            f"{run['c_over_a']:>6.2f} {run['c_over_b']:>6.2f} "
+            f"{run['latency_p50_s']:>7.2f} {run['latency_p99_s']:>7.2f}"
+        )
     print(
-        f"\nc/a = {result['c_over_a']:.2f}   c/b = {result['c_over_b']:.2f}   "
-        f"submit→decision p50 = {c['latency_p50_s']:.2f} s, p99 = {c['latency_p99_s']:.2f} s"
+        f"\nint8 vs exact scores: max difference {int8_max_diff:.4f}; load {result['load_avg_1m']}"
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scoring.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -90,6 +90,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Tokens per text the model reads; longer texts are "
         "truncated (and say so in their reasons).",
     ),
+    Setting(
+        "MODEL_QUANTIZE",
+        "none",
+        "`int8` runs Detoxify with int8 dynamic quantization on "
+        "the CPU: about 4x the throughput, scores within about 0.01; comments then carry "
+        "`…+int8` as their model. `none` keeps Detoxify's exact scores.",
+    ),
     Setting("SCORE_BATCH_MAX", 32, "Most comments a worker scores in one forward pass."),
     Setting("SCORE_BLOCK_MS", 1000, "How long a worker waits on the stream for new comments."),
     Setting(

@@ -286,3 +286,32 @@ def test_chunk_plan_splits_where_lengths_jump_rather_than_padding():
     assert chunks == [(0, 30), (30, 32)]
     # Equal lengths stay in as few passes as max_batch allows.
     assert len(plan_chunks([40] * 64, 32)) == 2
+
+
+def test_int8_quantization_keeps_labels_and_scores_close_and_names_itself(
+    tiny_checkpoint: tuple[Path, Path], scorer: DetoxifyScorer
+) -> None:
+    checkpoint, config_dir = tiny_checkpoint
+    quantized = load_scorer(
+        f"detoxify:{checkpoint}",
+        "none",
+        config_dir=config_dir,
+        max_batch=3,
+        max_tokens=16,
+        quantize="int8",
+    )
+    assert quantized.model == scorer.model + "+int8"
+    exact, approximate = scorer.score(TEXTS), quantized.score(TEXTS)
+    assert [set(s) for s in approximate] == [set(ORIGINAL_LABELS)] * len(TEXTS)
+    # The tiny model's deliberately wide weights amplify rounding; bench/scoring.py reports
+    # the difference on the BERT-base-shaped checkpoint (about 0.01).
+    pairs = zip(exact, approximate, strict=True)
+    diffs = [abs(one[k] - other[k]) for one, other in pairs for k in one]
+    assert sum(diffs) / len(diffs) < 0.05
+    assert max(diffs) < 0.3
+
+
+def test_unknown_quantize_mode_is_refused(tiny_checkpoint: tuple[Path, Path]) -> None:
+    checkpoint, config_dir = tiny_checkpoint
+    with pytest.raises(ValueError, match="quantize"):
+        load_scorer(f"detoxify:{checkpoint}", "none", config_dir=config_dir, quantize="int4")

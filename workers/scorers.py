@@ -126,7 +126,12 @@ class DetoxifyScorer(Scorer):
         threads: int = 0,
         max_batch: int = 32,
         max_tokens: int = 256,
+        quantize: str = "none",
     ) -> None:
+        if quantize not in QUANTIZE_MODES:
+            raise ValueError(
+                f"detoxify: quantize must be one of {QUANTIZE_MODES}, not {quantize!r}"
+            )
         if max_batch < 1 or max_tokens < 4:
             raise ValueError(
                 f"detoxify: need max_batch >= 1 and max_tokens >= 4, not {max_batch}, {max_tokens}"
@@ -184,6 +189,12 @@ class DetoxifyScorer(Scorer):
                 limit,
             )
         self.max_tokens = min(max_tokens, limit)
+        if quantize == "int8":
+            if device_type != "cpu":
+                raise ValueError("detoxify: int8 quantization runs on the CPU only")
+            self._model = _quantize_int8(self._model)
+            # Quantized scores differ slightly: comments must say which model scored them.
+            self.version += "+int8"
 
     def score_detailed(self, texts: Sequence[str]) -> list[Scored]:
         """Score in length-sorted chunks of max_batch, one forward pass each, in input order."""
@@ -259,6 +270,25 @@ class DetoxifyScorer(Scorer):
         return torch.sigmoid(logits).float().cpu().tolist()
 
 
+QUANTIZE_MODES = ("none", "int8")
+
+
+def _quantize_int8(model: Any) -> Any:
+    """The model with its Linear layers dynamically quantized to int8 (CPU only).
+
+    About 4x faster for BERT-base on a CPU; scores move by around 0.01. torch marks
+    this eager-mode API deprecated in favour of torchao, which it still ships.
+    """
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
 # A forward pass costs about as much as this many extra tokens, whatever its size
 # (BERT-base on CPU: ~0.9 ms a token plus ~30 ms a pass; see bench/scoring.py).
 PASS_OVERHEAD_TOKENS = 32
@@ -297,6 +327,7 @@ def load_scorer(
     threads: int = 0,
     max_batch: int = 32,
     max_tokens: int = 256,
+    quantize: str = "none",
     log: logging.Logger | logging.LoggerAdapter | None = None,
 ) -> Scorer:
     """Build the scorer for `spec`; if it cannot load, log why and use `fallback` (none: raise)."""
@@ -310,6 +341,7 @@ def load_scorer(
         "threads": threads,
         "max_batch": max_batch,
         "max_tokens": max_tokens,
+        "quantize": quantize,
     }
     try:
         return _build(spec, **options)
