@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -20,17 +21,8 @@ from workers.scorers import Scored, Scorer
 
 log = logging.getLogger(__name__)
 
-# The Site columns the policy reads (PolicySettings.from_mapping).
-SITE_SETTINGS = (
-    "mode",
-    "hold_at",
-    "reject_at",
-    "banned_words",
-    "suspect_words",
-    "hold_links",
-    "new_author_premod",
-    "requeue_reports",
-)
+# The Site columns the policy reads: named like PolicySettings' fields.
+SITE_SETTINGS = tuple(f.name for f in dataclasses.fields(PolicySettings))
 
 
 @dataclass

@@ -8,18 +8,44 @@ import json
 import re
 import unicodedata
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import marshmallow as ma
 import sqlalchemy as sa
 from flask import g
+from werkzeug.routing import IntegerConverter
 
 from service.errors import abort
 from service.extensions import db
 from service.models import Article, Comment
 
+T = TypeVar("T")
 REF_RE = re.compile(r"^[A-Za-z0-9._~-]{1,200}$")
 REF_RULE = "1-200 characters of A-Z a-z 0-9 . _ ~ -"
+ID_MAX = 2**63 - 1  # the largest id a BIGINT (and an SQLite INTEGER) holds
+
+
+class IdConverter(IntegerConverter):
+    """``<int:…>`` bounded to ids the database can hold: a larger number is unknown (404),
+    not an overflow in the driver (500)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", ID_MAX)
+        super().__init__(map, *args, **kwargs)
+
+
+class Id(ma.fields.Integer):
+    """An id in a request: an integer from 1 to ID_MAX (never sent to the database beyond)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, validate=ma.validate.Range(min=1, max=ID_MAX), **kwargs)
+
+
+def id_cursor(cursor: str) -> int:
+    """A cursor that is an id (newest-first listings); 422 naming ``cursor`` otherwise."""
+    if not cursor.isascii() or not cursor.isdigit() or int(cursor) > ID_MAX:
+        abort(422, "Invalid cursor.", errors={"query": {"cursor": ["Not a valid cursor."]}})
+    return int(cursor)
 
 
 def check_ref(ref: str, field: str = "ref") -> str:
@@ -48,12 +74,17 @@ def article_or_404(ref: str) -> Article:
     return article
 
 
+def owned_or_404(model: type[T], row_id: int, noun: str) -> T:
+    """The current site's ``model`` row; 404 for unknown ids and other sites' rows alike."""
+    row = db.session.get(model, row_id)
+    if row is None or row.site_id != g.site.id:
+        abort(404, f"No {noun} {row_id} on this site.")
+    return row
+
+
 def comment_or_404(comment_id: int) -> Comment:
     """The current site's comment; 404 for unknown ids and other sites' comments alike."""
-    comment = db.session.get(Comment, comment_id)
-    if comment is None or comment.site_id != g.site.id:
-        abort(404, f"No comment {comment_id} on this site.")
-    return comment
+    return owned_or_404(Comment, comment_id, "comment")
 
 
 def clean_text(value: str, *, allow_newlines: bool) -> str:
@@ -123,7 +154,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, row_id = json.loads(raw)
         when = datetime.fromisoformat(created)
-        if when.tzinfo is None or not isinstance(row_id, int):
+        if when.tzinfo is None or not isinstance(row_id, int) or not 0 < row_id <= ID_MAX:
             raise ValueError(cursor)
         return when, row_id
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):

@@ -13,7 +13,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from service import outbox, webhooks
-from service.api.common import CleanString, PageArgs, page_size
+from service.api.common import CleanString, PageArgs, owned_or_404, page_size
 from service.auth import Role, actor_name, require
 from service.dispatcher import Dispatcher
 from service.errors import abort, field_error
@@ -143,18 +143,12 @@ class PingOut(ma.Schema):
 
 def endpoint_or_404(endpoint_id: int) -> WebhookEndpoint:
     """The current site's endpoint; 404 for unknown ids and other sites' endpoints alike."""
-    endpoint = db.session.get(WebhookEndpoint, endpoint_id)
-    if endpoint is None or endpoint.site_id != g.site.id:
-        abort(404, f"No webhook endpoint {endpoint_id} on this site.")
-    return endpoint
+    return owned_or_404(WebhookEndpoint, endpoint_id, "webhook endpoint")
 
 
 def delivery_or_404(delivery_id: int) -> WebhookDelivery:
     """The current site's delivery; 404 otherwise."""
-    delivery = db.session.get(WebhookDelivery, delivery_id)
-    if delivery is None or delivery.site_id != g.site.id:
-        abort(404, f"No webhook delivery {delivery_id} on this site.")
-    return delivery
+    return owned_or_404(WebhookDelivery, delivery_id, "webhook delivery")
 
 
 def checked_url(url: str) -> str:
