@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, Response, g, request
 from flask_smorest import Api
 
 from service.config import DEFAULTS, coerce
+from service.errors import ErrorResponses, ErrorSchema
 
 API_SPEC = {
     "API_TITLE": "Civility",
@@ -26,6 +27,14 @@ API_SPEC = {
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
     },
 }
+
+
+class CivilityApi(Api):
+    """flask-smorest's Api with our error shape, and no catch-all ``default`` response:
+    every operation lists the error codes it can answer (see errors.ErrorResponses)."""
+
+    ERROR_SCHEMA = ErrorSchema
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -44,10 +53,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config[name] = coerce(name, app.config[name])
     _derive_config(app)
 
-    from service import logs
+    from service import logs, metrics
 
     logs.configure(app)
+    # First: the request id and the timer cover everything the other hooks do.
+    logs.init_app(app)
+    metrics.init_app(app)
     _init_extensions(app)
+    app.after_request(_security_headers)
     return app
 
 
@@ -82,6 +95,24 @@ def _derive_config(app: Flask) -> None:
         cfg.setdefault(key, value)
 
 
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+def _security_headers(response: Response) -> Response:
+    """Headers every answer carries; the dashboard sets its own (service/dashboard.py)."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.blueprint == "dashboard" or request.path.startswith("/dashboard/"):
+        return response
+    # JSON only, never a page: nothing may load, run or frame it.
+    response.headers.setdefault("Content-Security-Policy", API_CSP)
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if g.get("api_key") is not None:
+        # Keyed answers hold a site's private data: no cache keeps them. Public reads
+        # (no key) keep their ETag caching.
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _instance_secret(app: Flask) -> str:
     path = Path(app.instance_path) / "secret_key"
     if not path.exists():
@@ -114,12 +145,15 @@ def _sqlite_begin(conn: sa.engine.Connection) -> None:
 def _init_extensions(app: Flask) -> None:
     from service import dashboard, errors, ratelimit, redis_client
     from service.api import register_blueprints
+    from service.api.common import IdConverter
     from service.extensions import db, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
+    # Before any route: <int:…> ids are bounded to what the database stores.
+    app.url_map.converters["int"] = IdConverter
     # One Api per app: it holds the app's OpenAPI document.
-    api = Api(app)
+    api = CivilityApi(app, spec_kwargs={"extra_plugins": [ErrorResponses()]})
     app.extensions["civility.api"] = api
     ratelimit.init_app(app)
     redis_client.init_app(app)

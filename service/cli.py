@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -93,17 +94,28 @@ def keys_revoke(key_prefix: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn workers.")
+@with_appcontext
 def serve(host: str, port: int, workers: int) -> None:
     """Run the API under gunicorn (replaces this process)."""
+    from flask import current_app
+
+    from service.metrics import MULTIPROC_ENV, clear_dir
+
+    if current_app.config["METRICS_ENABLED"] and not os.environ.get(MULTIPROC_ENV):
+        # gunicorn's workers are separate processes: each writes its samples here and
+        # /metrics adds them up. Whoever sets the variable (scripts/run) clears it.
+        metrics_dir = Path(current_app.instance_path) / "metrics"
+        clear_dir(metrics_dir)
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
     gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or "gunicorn"
     argv = [
         gunicorn,
+        "--config",
+        "python:service.gunicorn_conf",
         "--bind",
         f"{host}:{port}",
         "--workers",
         str(workers),
-        "--access-logfile",
-        "-",
         "--graceful-timeout",
         "20",
         # A bulk decision over 50,000 comments takes tens of seconds on 2 cores.
@@ -144,6 +156,8 @@ def worker(burst: bool, consumer: str | None) -> None:
     """Run a scoring worker: score, decide and ack comments until SIGTERM."""
     from flask import current_app
 
+    from service.metrics import serve_own
+
     # Imported here: only the worker loads torch and the model, never the API.
     from workers.scorers import ScorerUnavailable
     from workers.worker import Worker, load_configured_scorer
@@ -155,6 +169,7 @@ def worker(burst: bool, consumer: str | None) -> None:
     worker = Worker(
         current_app, scorer, fallback_active=fallback_active, consumer=consumer, burst=burst
     )
+    serve_own(current_app.config["METRICS_PORT"])
     sys.exit(worker.run())
 
 
@@ -166,7 +181,9 @@ def webhooks(burst: bool) -> None:
     from flask import current_app
 
     from service.dispatcher import run_dispatcher
+    from service.metrics import serve_own
 
+    serve_own(current_app.config["METRICS_PORT"])
     try:
         status = run_dispatcher(current_app, burst=burst)
     except ValueError as exc:

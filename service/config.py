@@ -178,6 +178,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOG_FORMAT", "text", "`text` or `json` (one JSON object per line)."),
     Setting("LOG_LEVEL", "INFO", "Python logging level."),
     Setting(
+        "METRICS_ENABLED",
+        True,
+        "Serve Prometheus metrics at `/metrics` (no key needed: keep it off the public "
+        "internet, e.g. block it at the proxy).",
+    ),
+    Setting(
+        "METRICS_PORT",
+        0,
+        "When set, `civility worker` and `civility webhooks` serve their own `/metrics` on "
+        "this port (for hosts or containers that do not share the API's metrics directory).",
+    ),
+    Setting(
         "INSTANCE_PATH",
         None,
         "Folder for the default SQLite file, the secret key and the "

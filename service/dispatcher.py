@@ -20,9 +20,9 @@ from types import FrameType
 import sqlalchemy as sa
 from flask import Flask
 
-from service import webhooks
+from service import metrics, webhooks
 from service.extensions import db
-from service.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
+from service.models import Comment, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
 from service.webhooks import DeliveryStatus, Result, UnsafeURL, post
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,12 @@ JITTER = 0.1  # each retry waits up to 10% longer than the schedule says
 FIRST_BACKOFF_S = 0.5  # database outages: the first wait, doubling up to DB_RETRY_MAX_S
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+# An attempt's result, for civility_webhook_deliveries_total: what became of its delivery.
+RESULTS = {
+    DeliveryStatus.SUCCEEDED: "succeeded",
+    DeliveryStatus.PENDING: "retrying",
+    DeliveryStatus.FAILED: "failed",
+}
 
 
 def parse_schedule(text: str) -> list[float]:
@@ -57,6 +63,7 @@ class Outgoing:
     url: str
     body: bytes  # the stored payload: exactly the bytes signed and sent
     signing_secrets: list[str]
+    request_id: str | None = None  # of the comment's submission, for the log
 
 
 def transient(exc: BaseException) -> bool:
@@ -219,13 +226,14 @@ class Dispatcher:
     def _outgoing(self, delivery_id: int, *, manual: bool) -> Outgoing | None:
         try:
             row = db.session.execute(
-                sa.select(WebhookDelivery, WebhookEndpoint)
+                sa.select(WebhookDelivery, WebhookEndpoint, Comment.request_id)
                 .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                .outerjoin(Comment, Comment.id == WebhookDelivery.comment_id)
                 .where(WebhookDelivery.id == delivery_id)
             ).one_or_none()
             if row is None or row[0].status != DeliveryStatus.PENDING:
                 return None
-            delivery, endpoint = row
+            delivery, endpoint, request_id = row
             if not endpoint.enabled and not manual:
                 delivery.locked_until = None  # disabled since the claim: wait for re-enabling
                 return None
@@ -237,6 +245,7 @@ class Dispatcher:
                 url=endpoint.url,
                 body=delivery.payload.encode("utf-8"),
                 signing_secrets=webhooks.active_secrets(endpoint),
+                request_id=request_id,
             )
         finally:
             # Ends the transaction before the POST: on SQLite it holds the write lock.
@@ -302,6 +311,7 @@ class Dispatcher:
             self._track_health(outgoing.endpoint_id, result, now)
         status = delivery.status  # read before the commit expires it (a read would begin anew)
         db.session.commit()
+        metrics.WEBHOOK_DELIVERIES.labels(RESULTS[status]).inc()
         log.log(
             logging.INFO if result.ok else logging.WARNING,
             "delivery %s (%s) to endpoint %s: %s in %s ms, attempt %d, now %s",
@@ -312,6 +322,7 @@ class Dispatcher:
             result.latency_ms,
             attempt,
             status,
+            extra={"request_id": outgoing.request_id},
         )
 
     def _track_health(self, endpoint_id: int, result: Result, now: datetime) -> None:

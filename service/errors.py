@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
+import marshmallow as ma
+from apispec import BasePlugin
 from flask import Flask, jsonify, request
 from flask_smorest import abort as smorest_abort
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -100,6 +103,57 @@ def require_json_body() -> None:
         and not request.is_json
     ):
         abort(415, "Send the body as JSON with Content-Type: application/json.")
+
+
+class ErrorSchema(ma.Schema):
+    """The shared error shape, as documented in /openapi.json."""
+
+    code = ma.fields.Integer(required=True, metadata={"description": "The HTTP status code."})
+    status = ma.fields.String(required=True, metadata={"description": "Its name."})
+    message = ma.fields.String(required=True, metadata={"description": "What went wrong."})
+    errors = ma.fields.Dict(
+        metadata={"description": "The fields at fault, by location: `{json: {field: [...]}}`."}
+    )
+    current_status = ma.fields.String(
+        metadata={"description": "409 on a decision: the comment's status now."}
+    )
+    bulk_status = ma.fields.String(
+        metadata={"description": "409 on an undo: the bulk action's status."}
+    )
+    matched = ma.fields.Integer(
+        metadata={"description": "422 on a bulk selection too large: comments it matched."}
+    )
+
+
+class ErrorResponses(BasePlugin):
+    """An apispec plugin documenting the errors every operation of a kind can answer.
+
+    Views document their own 404, 409 and 422 (with ``alt_response``); the codes that
+    come from shared code are added here: 401 and 429 (``auth.require``, rate limits)
+    where a key is accepted, 403 where the role is above ``site`` or a dashboard
+    session writes without its CSRF token, 415 on writes (``require_json_body``), 400
+    and 413 where a JSON body is read.
+    """
+
+    def operation_helper(
+        self, path: str | None = None, operations: Any = None, **kwargs: Any
+    ) -> None:
+        for method, operation in (operations or {}).items():
+            codes = set()
+            requirements = [r for r in operation.get("security") or [] if "bearerAuth" in r]
+            if requirements:
+                codes |= {401, 429}
+                roles = {role for r in requirements for role in r["bearerAuth"]}
+                if roles - {"site"} or method != "get":
+                    codes.add(403)
+            if method in ("post", "put", "patch"):
+                codes.add(415)
+            if "requestBody" in operation:
+                codes |= {400, 413}
+            responses = operation.setdefault("responses", {})
+            for code in sorted(codes):
+                if code not in responses and str(code) not in responses:
+                    responses[code] = HTTPStatus(code).name
 
 
 def init_app(app: Flask) -> None:

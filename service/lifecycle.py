@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from service import outbox
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from service import metrics, outbox
 from service.extensions import db
 from service.models import Comment, ModerationEvent, utcnow
 from service.moderation.states import CommentStatus, can_move
@@ -79,7 +82,25 @@ def move(
     )
     db.session.add(event)
     outbox.comment_event(comment, previous_status=from_status, actor=actor, bulk_id=bulk_id)
+    kind = "policy" if actor == "policy" else "moderator"
+    db.session.info.setdefault(_DECIDED, []).append((str(to_status), kind))
     return event
+
+
+_DECIDED = "civility.decisions"
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _count_decisions(session: Session) -> None:
+    # Counted once committed: a change rolled back never happened.
+    for outcome, kind in session.info.pop(_DECIDED, ()):
+        metrics.DECISIONS.labels(outcome, kind).inc()
+
+
+@sa.event.listens_for(Session, "after_transaction_end")
+def _forget_decisions(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_DECIDED, None)
 
 
 def _count(comment: Comment, status: CommentStatus, delta: int) -> None:

@@ -113,6 +113,8 @@ def comment_data(
         "bulk_id": bulk_id,
         "created_at": comment.created_at,
         "decided_at": comment.decided_at,
+        # The X-Request-ID of its submission, as in the API's, worker's and dispatcher's logs.
+        "request_id": comment.request_id,
         **extra,
     }
 

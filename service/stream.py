@@ -40,6 +40,32 @@ def enqueue(comment_ids: Iterable[int]) -> bool:
     return True
 
 
+def stats() -> dict[str, int]:
+    """The queue as /metrics shows it: stream length, the group's lag and pending, dead
+    letters, live workers."""
+    client = get_redis()
+    pipe = client.pipeline(transaction=False)
+    pipe.xlen(score_stream())
+    pipe.xlen(key("score", "dead"))
+    length, dead = pipe.execute()
+    try:
+        groups = client.xinfo_groups(score_stream())
+    except redis.ResponseError:  # no stream yet
+        groups = []
+    group = next((info for info in groups if info["name"] == GROUP), {})
+    pending = group.get("pending") or 0
+    lag = group.get("lag")
+    if lag is None:  # Redis cannot tell after deletions; acked entries are deleted, so:
+        lag = max(0, length - pending)
+    return {
+        "scoring_stream_length": length,
+        "scoring_consumer_lag": lag,
+        "scoring_pending": pending,
+        "scoring_dead_letters": dead,
+        "workers_live": len(live_workers()),
+    }
+
+
 def worker_key(consumer: str) -> str:
     """Heartbeat key of one scoring worker: ``{prefix}:worker:<consumer>``."""
     return key("worker", consumer)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 
 import pytest
 import sqlalchemy as sa
 
+from service import auth
 from service.auth import revoke_key
 from service.extensions import db
 from service.models import Article, Comment, Report
@@ -160,3 +162,59 @@ def snapshot() -> dict:
 
     first_site = db.session.scalar(sa.select(sa.func.min(Article.site_id)))
     return {"mine": rows(lambda model: model.site_id == first_site)}
+
+
+def test_openapi_names_the_least_role_of_every_route(client):
+    spec = client.get("/openapi.json").get_json()
+    for (method, rule), role in ROUTES.items():
+        path = re.sub(r"<(?:int:)?(\w+)>", r"{\1}", rule)
+        security = spec["paths"][path][method.lower()]["security"]
+        assert {"bearerAuth": [role]} in security, (method, rule)
+
+
+def test_keyed_answers_carry_security_headers_and_are_never_cached(client, site, submit):
+    submit()
+    for answer in (
+        client.get("/v1/articles/article-1", headers=site.auth()),
+        client.get("/v1/articles/article-1/comments", headers=site.auth()),
+    ):
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert (
+            answer.headers["Content-Security-Policy"]
+            == "default-src 'none'; frame-ancestors 'none'"
+        )
+        assert answer.headers["Referrer-Policy"] == "no-referrer"
+        assert answer.headers["Cache-Control"] == "no-store"
+
+
+def test_public_reads_and_errors_carry_security_headers_and_keep_their_caching(
+    client, make_site, submit
+):
+    public = make_site("Open Times", public_reads=True)
+    submit(as_site=public)
+    read = client.get(f"/v1/articles/article-1/comments?site={public.id}")
+    assert read.status_code == 200 and read.headers["ETag"]
+    assert "no-store" not in read.headers.get("Cache-Control", "")
+    for answer in (read, client.get("/no/such/page"), client.get("/v1/queue")):
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
+        assert answer.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_dashboard_keeps_its_own_security_headers(client):
+    page = client.get("/dashboard")
+    assert page.headers["Referrer-Policy"] == "same-origin"
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+
+
+def test_key_check_compares_hashes_in_constant_time(app, site, monkeypatch):
+    compared = []
+    real = hmac.compare_digest
+
+    def compare_digest(a, b):
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", compare_digest)
+    assert auth.authenticate_token(site.site) is not None
+    assert compared == [(auth.hash_key(site.site), auth.hash_key(site.site))]

@@ -24,7 +24,9 @@ import redis
 import sqlalchemy as sa
 from flask import Flask
 
+from service import metrics
 from service.extensions import db
+from service.models import Comment
 from service.redis_client import key
 from service.stream import GROUP, score_stream
 from workers.batch import Decider, Outcome, transient
@@ -421,6 +423,7 @@ class Worker:
             )
             return
         self.heartbeat.record(len(entries), len(outcome.decided))
+        self._log_decided(outcome.decided)
         for comment_id, error in outcome.failed.items():
             log.warning("comment %s: not decided, will be retried (%s)", comment_id, error)
         if outcome.failed:
@@ -433,14 +436,40 @@ class Worker:
             )
         done = [e for cid in outcome.decided + outcome.skipped for e in by_comment[cid]]
         self._ack(done + gone)
+        elapsed = time.monotonic() - started
+        metrics.SCORING_BATCH_SIZE.observe(len(entries))
+        metrics.SCORING_BATCH_SECONDS.observe(elapsed)
         log.info(
             "batch of %d: %d decided, %d skipped, %d failed in %.3fs",
             len(entries),
             len(outcome.decided),
             len(outcome.skipped),
             len(outcome.failed),
-            time.monotonic() - started,
+            elapsed,
         )
+
+    def _log_decided(self, comment_ids: list[int]) -> None:
+        """One line per decided comment with the request id of its submission, so a comment
+        can be followed from the API's log through this one to the dispatcher's."""
+        if not comment_ids:
+            return
+        try:
+            rows = db.session.execute(
+                sa.select(Comment.id, Comment.status, Comment.request_id).where(
+                    Comment.id.in_(comment_ids)
+                )
+            ).all()
+        except sa.exc.SQLAlchemyError as exc:
+            log.debug("batch: decisions not logged (%s)", exc)
+            rows = []
+        finally:
+            # End the read now: on SQLite it holds the write lock.
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                db.session.rollback()
+        for row in rows:
+            log.info(
+                "comment %s: %s by policy", row.id, row.status, extra={"request_id": row.request_id}
+            )
 
     def _decide(self, ids: list[int]) -> Outcome | None:
         """Score the pending comments among ``ids`` in one call, then decide them in one

@@ -8,7 +8,7 @@ from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from service.api.common import CleanString, article_or_404, check_ref, get_or_create
+from service.api.common import REF_PARAM, CleanString, article_or_404, check_ref, get_or_create
 from service.auth import Role, require
 from service.extensions import db
 from service.models import Article, Comment
@@ -17,7 +17,7 @@ from service.moderation.states import CommentStatus, Mode
 blp = Blueprint(
     "articles", __name__, url_prefix="/v1/articles", description="Articles that comments belong to."
 )
-SECURITY = [{"bearerAuth": []}]
+SECURITY = [{"bearerAuth": ["site"]}]  # the least role allowed (OpenAPI 3.1 roles)
 
 
 class ArticleIn(ma.Schema):
@@ -88,12 +88,14 @@ def render(article: Article) -> dict:
     return out
 
 
-@blp.route("/<ref>")
+@blp.route("/<ref>", parameters=[REF_PARAM])
 class ArticleResource(MethodView):
     decorators = [require(Role.SITE)]
 
     @blp.doc(security=SECURITY)
     @blp.response(200, ArticleOut)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def get(self, ref: str):
         """Read an article with its comment counts by status."""
         return render(article_or_404(ref))

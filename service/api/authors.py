@@ -26,7 +26,7 @@ blp = Blueprint(
     url_prefix="/v1/authors",
     description="Authors (the site's users): status, bans and moderator notes.",
 )
-SECURITY = [{"bearerAuth": []}]
+SECURITY = [{"bearerAuth": ["moderator"]}]  # the least role allowed (OpenAPI 3.1 roles)
 RECENT = 20
 SUSPENSIONS = (AuthorStatus.PREMOD, AuthorStatus.BANNED)
 # A ban with reject_existing rejects what readers see or may soon see; deleted and
@@ -189,6 +189,7 @@ class AuthorResource(MethodView):
 
     @blp.doc(security=SECURITY)
     @blp.response(200, AuthorDetail)
+    @blp.alt_response(404, response="NOT_FOUND")
     def get(self, ref: str):
         """Read an author: status, notes, counts and recent comments."""
         author = author_or_404(ref)
@@ -199,6 +200,7 @@ class AuthorResource(MethodView):
     @blp.doc(security=SECURITY)
     @blp.arguments(AuthorPatch)
     @blp.response(200, AuthorDetail)
+    @blp.alt_response(404, response="NOT_FOUND")
     def patch(self, fields: dict, ref: str):
         """Set an author's status (optionally until a time), add a note, ban and reject."""
         author = author_or_404(ref, lock=True)

@@ -13,9 +13,11 @@ from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from service import bulk, lifecycle, outbox, ratelimit, stream
+from service import bulk, lifecycle, logs, metrics, outbox, ratelimit, stream
 from service.api.common import (
+    REF_PARAM,
     CleanString,
+    Id,
     PageArgs,
     article_or_404,
     check_ref,
@@ -35,7 +37,7 @@ from service.moderation.states import CommentStatus
 blp = Blueprint(
     "comments", __name__, url_prefix="/v1", description="Submit, read, delete and report comments."
 )
-SECURITY = [{"bearerAuth": []}]
+SECURITY = [{"bearerAuth": ["site"]}]  # the least role allowed (OpenAPI 3.1 roles)
 IDEMPOTENCY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 REPORT_REASONS = ("offensive", "abusive", "spam", "other")
 
@@ -62,7 +64,7 @@ class CommentIn(ma.Schema):
         },
     )
     author = ma.fields.Nested(AuthorIn, required=True)
-    parent_id = ma.fields.Integer(
+    parent_id = Id(
         strict=True, allow_none=True, metadata={"description": "A comment of the same article."}
     )
     client_ip = ma.fields.IP(
@@ -148,7 +150,7 @@ class PublicArgs(PageArgs):
     order = ma.fields.String(
         load_default="oldest", validate=ma.validate.OneOf(["oldest", "newest"])
     )
-    site = ma.fields.Integer(metadata={"description": "Site id, for reads without a key."})
+    site = Id(metadata={"description": "Site id, for reads without a key."})
 
 
 class ReportIn(ma.Schema):
@@ -219,12 +221,14 @@ def _article_for_submit(ref: str) -> Article:
     return article
 
 
-@blp.route("/articles/<ref>/comments")
+@blp.route("/articles/<ref>/comments", parameters=[REF_PARAM])
 class ArticleComments(MethodView):
     @blp.doc(security=SECURITY)
     @require(Role.SITE)
     @blp.arguments(CommentIn)
     @blp.response(202, CommentOut)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
     def post(self, fields: dict, ref: str):
         """Submit a comment: stored as pending, answered 202, scored by a worker."""
         site = g.site
@@ -261,6 +265,7 @@ class ArticleComments(MethodView):
             meta=fields.get("metadata"),
             idempotency_key=idem_key,
             request_hash=request_hash,
+            request_id=logs.current_request_id(),
         )
         db.session.add(comment)
         try:
@@ -274,7 +279,9 @@ class ArticleComments(MethodView):
             return comment_view(earlier)
         lifecycle.record_created(comment, actor_name())
         db.session.commit()
-        stream.enqueue([comment.id])
+        metrics.COMMENTS_INGESTED.inc()
+        if not stream.enqueue([comment.id]):
+            metrics.ENQUEUE_FAILURES.inc()
         return comment_view(comment)
 
     @blp.doc(security=[{}, *SECURITY])
@@ -282,6 +289,7 @@ class ArticleComments(MethodView):
     @blp.arguments(PublicArgs, location="query")
     @blp.etag
     @blp.response(200, PublicPage)
+    @blp.alt_response(404, response="NOT_FOUND")
     def get(self, args: dict, ref: str):
         """List approved comments; with a key, or without one where the site allows it."""
         if g.site is None:
@@ -337,12 +345,14 @@ class CommentResource(MethodView):
 
     @blp.doc(security=SECURITY)
     @blp.response(200, CommentOut)
+    @blp.alt_response(404, response="NOT_FOUND")
     def get(self, comment_id: int):
         """Read a comment's status (moderator keys also see scores, model and reasons)."""
         return comment_view(comment_or_404(comment_id))
 
     @blp.doc(security=SECURITY)
     @blp.response(200, CommentOut)
+    @blp.alt_response(404, response="NOT_FOUND")
     def delete(self, comment_id: int):
         """Delete a comment (author or site request); audited, idempotent."""
         comment = comment_or_404(comment_id)
@@ -361,6 +371,8 @@ class CommentReports(MethodView):
     @blp.doc(security=SECURITY)
     @blp.arguments(ReportIn)
     @blp.response(201, ReportOut)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
     def post(self, fields: dict, comment_id: int):
         """Report a comment for a reader; enough open reports send an approved one to held.
 

@@ -22,6 +22,13 @@ from service.models import Article, Comment
 T = TypeVar("T")
 REF_RE = re.compile(r"^[A-Za-z0-9._~-]{1,200}$")
 REF_RULE = "1-200 characters of A-Z a-z 0-9 . _ ~ -"
+# The article ref in paths, documented with its rule (check_ref enforces it).
+REF_PARAM = {
+    "in": "path",
+    "name": "ref",
+    "description": "The site's own article reference.",
+    "schema": {"type": "string", "pattern": REF_RE.pattern, "minLength": 1, "maxLength": 200},
+}
 ID_MAX = 2**63 - 1  # the largest id a BIGINT (and an SQLite INTEGER) holds
 
 
@@ -38,7 +45,7 @@ class Id(ma.fields.Integer):
     """An id in a request: an integer from 1 to ID_MAX (never sent to the database beyond)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strict=True, validate=ma.validate.Range(min=1, max=ID_MAX), **kwargs)
+        super().__init__(validate=ma.validate.Range(min=1, max=ID_MAX), **kwargs)
 
 
 def id_cursor(cursor: str) -> int:

@@ -11,7 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from service import bulk, lifecycle
-from service.api.common import CleanString, comment_or_404
+from service.api.common import CleanString, Id, comment_or_404
 from service.api.queue import QueueFilter, QueueItem, conditions, render_items
 from service.auth import Role, actor_name, require
 from service.errors import abort, field_error
@@ -25,7 +25,7 @@ blp = Blueprint(
     url_prefix="/v1",
     description="Approve, hold or reject comments, one at a time or in bulk; the audit trail.",
 )
-SECURITY = [{"bearerAuth": []}]
+SECURITY = [{"bearerAuth": ["moderator"]}]  # the least role allowed (OpenAPI 3.1 roles)
 DECISIONS = {
     "approve": CommentStatus.APPROVED,
     "hold": CommentStatus.HELD,
@@ -86,7 +86,7 @@ class DecisionOut(ma.Schema):
 
 class BulkIn(DecisionFields):
     ids = ma.fields.List(
-        ma.fields.Integer(strict=True),
+        Id(strict=True),
         validate=ma.validate.Length(min=1),
         metadata={"description": "Comment ids (give `ids` or `filter`)."},
     )
@@ -158,6 +158,8 @@ class Decision(MethodView):
     @blp.doc(security=SECURITY)
     @blp.arguments(DecisionIn)
     @blp.response(200, DecisionOut)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
     def post(self, fields: dict, comment_id: int):
         """Approve, hold or reject one comment; approving or rejecting resolves its reports."""
         found = bulk.locked(Comment.id == comment_id, Comment.site_id == g.site.id)
@@ -199,6 +201,7 @@ class CommentHistory(MethodView):
 
     @blp.doc(security=SECURITY)
     @blp.response(200, History)
+    @blp.alt_response(404, response="NOT_FOUND")
     def get(self, comment_id: int):
         """Every status change of a comment, oldest first: who, from, to, why."""
         comment = comment_or_404(comment_id)
@@ -315,6 +318,7 @@ class BulkResource(MethodView):
 
     @blp.doc(security=SECURITY)
     @blp.response(200, BulkOut)
+    @blp.alt_response(404, response="NOT_FOUND")
     def get(self, bulk_id: str):
         """Read a bulk action: what it selected, counts, and whether it was undone."""
         return _render(bulk_or_404(bulk_id))
@@ -326,6 +330,8 @@ class BulkUndo(MethodView):
 
     @blp.doc(security=SECURITY)
     @blp.response(200, BulkOut)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
     def post(self, bulk_id: str):
         """Undo a bulk action: comments it moved go back, unless they were changed since.
 

@@ -16,7 +16,7 @@ from flask_smorest import Blueprint
 
 from service.api.authors import effective_status
 from service.api.comments import ReportOut
-from service.api.common import REF_RE, REF_RULE, CleanString, PageArgs, page_size
+from service.api.common import ID_MAX, REF_RE, REF_RULE, CleanString, PageArgs, page_size
 from service.api.stats import Counts, queue_counts
 from service.auth import Role, require
 from service.errors import abort
@@ -28,7 +28,7 @@ from service.moderation.states import CommentStatus
 blp = Blueprint(
     "queue", __name__, url_prefix="/v1/queue", description="What moderators review, and how much."
 )
-SECURITY = [{"bearerAuth": []}]
+SECURITY = [{"bearerAuth": ["moderator"]}]  # the least role allowed (OpenAPI 3.1 roles)
 SORTS = ("created", "-created", "-score")
 COMMENT_FIELDS = (
     "id",
@@ -231,7 +231,7 @@ def _decode(cursor: str, sort: str) -> tuple[Any, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         cursor_sort, value, row_id = json.loads(raw)
-        if cursor_sort != sort or type(row_id) is not int:
+        if cursor_sort != sort or type(row_id) is not int or not 0 < row_id <= ID_MAX:
             raise ValueError(cursor)
         if sort == "-score":
             if type(value) not in (int, float):
@@ -328,6 +328,7 @@ class QueueCounts(MethodView):
     @blp.doc(security=SECURITY)
     @blp.arguments(CountsArgs, location="query", unknown=ma.RAISE)
     @blp.response(200, CountsOut)
+    @blp.alt_response(404, response="NOT_FOUND")
     def get(self, args: dict):
         """Count held, reported and pending comments, with the oldest pending one's age."""
         cfg = current_app.config

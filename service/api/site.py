@@ -11,7 +11,7 @@ from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from service.api.common import CleanString, PageArgs, page_size
+from service.api.common import CleanString, PageArgs, id_cursor, page_size
 from service.auth import Role, actor_name, require
 from service.errors import abort
 from service.extensions import db
@@ -25,7 +25,7 @@ blp = Blueprint(
     url_prefix="/v1/site",
     description="The moderation settings of the key's site.",
 )
-SECURITY = [{"bearerAuth": []}]
+SECURITY = [{"bearerAuth": ["admin"]}]  # the least role allowed (OpenAPI 3.1 roles)
 SETTINGS = (
     "name",
     "origins",
@@ -216,11 +216,7 @@ class SiteEvents(MethodView):
         limit = page_size(args.get("limit"), cfg["PAGE_SIZE"], cfg["PAGE_SIZE_MAX"])
         query = sa.select(SiteEvent).where(SiteEvent.site_id == g.site.id)
         if args.get("cursor"):
-            try:
-                before = int(args["cursor"])
-            except ValueError:
-                abort(422, "Invalid cursor.", errors={"query": {"cursor": ["Not a valid cursor."]}})
-            query = query.where(SiteEvent.id < before)
+            query = query.where(SiteEvent.id < id_cursor(args["cursor"]))
         rows = db.session.scalars(query.order_by(SiteEvent.id.desc()).limit(limit + 1)).all()
         items = rows[:limit]
         return {"items": items, "next_cursor": str(items[-1].id) if len(rows) > limit else None}

@@ -27,7 +27,7 @@ blp = Blueprint(
     url_prefix="/v1/stats",
     description="How much arrives, who decides it, how fast, and where moderators disagree.",
 )
-SECURITY = [{"bearerAuth": []}]
+SECURITY = [{"bearerAuth": ["moderator"]}]  # the least role allowed (OpenAPI 3.1 roles)
 DEFAULT_WINDOW = timedelta(days=30)
 DECIDED = (CommentStatus.APPROVED, CommentStatus.HELD, CommentStatus.REJECTED)
 # Moves by moderator keys that are not decisions: report requeues and undos.

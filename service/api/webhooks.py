@@ -13,7 +13,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from service import outbox, webhooks
-from service.api.common import CleanString, PageArgs, owned_or_404, page_size
+from service.api.common import CleanString, PageArgs, id_cursor, owned_or_404, page_size
 from service.auth import Role, actor_name, require
 from service.dispatcher import Dispatcher
 from service.errors import abort, field_error
@@ -27,7 +27,7 @@ blp = Blueprint(
     url_prefix="/v1/webhooks",
     description="Signed event deliveries to the site's receivers: endpoints and delivery log.",
 )
-SECURITY = [{"bearerAuth": []}]
+SECURITY = [{"bearerAuth": ["admin"]}]  # the least role allowed (OpenAPI 3.1 roles)
 
 
 class EndpointIn(ma.Schema):
@@ -215,6 +215,7 @@ class EndpointResource(MethodView):
 
     @blp.doc(security=SECURITY)
     @blp.response(200, EndpointOut)
+    @blp.alt_response(404, response="NOT_FOUND")
     def get(self, endpoint_id: int):
         """Read an endpoint, including why it is disabled (never its secret)."""
         return endpoint_or_404(endpoint_id)
@@ -222,6 +223,7 @@ class EndpointResource(MethodView):
     @blp.doc(security=SECURITY)
     @blp.arguments(EndpointPatch)
     @blp.response(200, EndpointOut)
+    @blp.alt_response(404, response="NOT_FOUND")
     def patch(self, fields: dict, endpoint_id: int):
         """Change the fields given; `enabled: true` re-enables an endpoint that was disabled."""
         endpoint = endpoint_or_404(endpoint_id)
@@ -237,6 +239,7 @@ class EndpointResource(MethodView):
 
     @blp.doc(security=SECURITY)
     @blp.response(204)
+    @blp.alt_response(404, response="NOT_FOUND")
     def delete(self, endpoint_id: int):
         """Delete an endpoint with its deliveries and their log."""
         db.session.delete(endpoint_or_404(endpoint_id))
@@ -249,6 +252,7 @@ class RotateSecret(MethodView):
 
     @blp.doc(security=SECURITY)
     @blp.response(200, EndpointWithSecret)
+    @blp.alt_response(404, response="NOT_FOUND")
     def post(self, endpoint_id: int):
         """Issue a new secret; the old one keeps signing for CIVILITY_WEBHOOK_ROTATION_OVERLAP_S."""
         endpoint = endpoint_or_404(endpoint_id)
@@ -263,6 +267,7 @@ class Ping(MethodView):
 
     @blp.doc(security=SECURITY)
     @blp.response(200, PingOut)
+    @blp.alt_response(404, response="NOT_FOUND")
     def post(self, endpoint_id: int):
         """Send a `ping` now (disabled endpoints too) and answer with what the receiver did."""
         endpoint = endpoint_or_404(endpoint_id)
@@ -301,6 +306,7 @@ class Deliveries(MethodView):
     @blp.doc(security=SECURITY)
     @blp.arguments(DeliveryArgs, location="query")
     @blp.response(200, DeliveryPage)
+    @blp.alt_response(404, response="NOT_FOUND")
     def get(self, args: dict, endpoint_id: int):
         """An endpoint's deliveries, newest first, filtered by status and event type."""
         endpoint = endpoint_or_404(endpoint_id)
@@ -312,7 +318,7 @@ class Deliveries(MethodView):
         if args.get("event_type"):
             query = query.where(WebhookDelivery.event_type == args["event_type"])
         if args.get("cursor"):
-            query = query.where(WebhookDelivery.id < _id_cursor(args["cursor"]))
+            query = query.where(WebhookDelivery.id < id_cursor(args["cursor"]))
         rows = db.session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit + 1)).all()
         items = rows[:limit]
         return {
@@ -327,6 +333,7 @@ class DeliveryResource(MethodView):
 
     @blp.doc(security=SECURITY)
     @blp.response(200, DeliveryDetail)
+    @blp.alt_response(404, response="NOT_FOUND")
     def get(self, delivery_id: int):
         """A delivery with the body sent and every attempt (status, latency, error, answer)."""
         delivery = delivery_or_404(delivery_id)
@@ -348,6 +355,8 @@ class Redeliver(MethodView):
 
     @blp.doc(security=SECURITY)
     @blp.response(202, DeliveryOut)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
     def post(self, delivery_id: int):
         """Send a delivery again now, with the same webhook-id; a dispatcher picks it up."""
         delivery = delivery_or_404(delivery_id)
@@ -370,9 +379,3 @@ def _delivery(delivery: WebhookDelivery) -> dict[str, Any]:
     if delivery.status != DeliveryStatus.PENDING:
         out["next_attempt_at"] = None
     return out
-
-
-def _id_cursor(cursor: str) -> int:
-    if not cursor.isascii() or not cursor.isdigit():
-        abort(422, "Invalid cursor.", errors={"query": {"cursor": ["Not a valid cursor."]}})
-    return int(cursor)
