@@ -145,3 +145,27 @@ def test_unknown_article_is_404_when_lazy_creation_is_off(make_site, submit, cli
     answer = submit(article="unregistered", as_site=strict)
     assert answer.status_code == 404
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 0
+
+
+def test_submission_runs_no_statement_after_its_commit(submit, app):
+    # A statement after COMMIT would open a second transaction (on SQLite: take the
+    # write lock) and hold it across the XADD and the answer.
+    submit(article="warm-up")
+    trace: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        trace.append(statement.split()[0].upper())
+
+    def committed(conn):
+        trace.append("COMMIT")
+
+    engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    sa.event.listen(engine, "commit", committed)
+    try:
+        assert submit(body="After commit, nothing").status_code == 202
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+        sa.event.remove(engine, "commit", committed)
+    assert "INSERT" in trace and "COMMIT" in trace
+    assert trace[-1] == "COMMIT", " ".join(trace)

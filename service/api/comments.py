@@ -278,9 +278,17 @@ class ArticleComments(MethodView):
                 raise
             return comment_view(earlier)
         lifecycle.record_created(comment, actor_name())
-        db.session.commit()
+        comment_id = comment.id
+        # Keep the committed objects as they are: re-reading them would open a new
+        # transaction (on SQLite, take the write lock) across the XADD and the answer.
+        session = db.session()
+        session.expire_on_commit = False
+        try:
+            session.commit()
+        finally:
+            session.expire_on_commit = True
         metrics.COMMENTS_INGESTED.inc()
-        if not stream.enqueue([comment.id]):
+        if not stream.enqueue([comment_id]):
             metrics.ENQUEUE_FAILURES.inc()
         return comment_view(comment)
 
