@@ -53,6 +53,7 @@ class Chaos:
     worker_kill_every_s: float = 20
     dispatcher_kill_at: float = 0.3
     redis_restart_at: float = 0.5
+    redis_down_s: float = 5
     receiver_down_at: float = 0.6
     receiver_down_s: float = 60
     # Civility's timings, shortened so that recovery shows within the run.
@@ -70,6 +71,7 @@ class Chaos:
 # The CI version: the same faults, closer together.
 CI_CHAOS = Chaos(
     worker_kill_every_s=5,
+    redis_down_s=3,
     receiver_down_s=10,
     settings={
         "SCORE_CLAIM_IDLE_MS": 3000,
@@ -117,9 +119,13 @@ class Cluster:
         time.sleep(1)
         self.dispatcher = self.civility.start("dispatcher", "webhooks")
 
-    def restart_redis(self) -> None:
-        self.redis.restart()
-        self.event("Redis restarted, data lost")
+    def kill_redis(self) -> None:
+        self.redis.kill()
+        self.event("kill -9 Redis")
+
+    def start_redis(self) -> None:
+        self.redis.start()
+        self.event("Redis back, its data lost")
 
 
 def create_endpoint(civility: Civility, url: str) -> str:
@@ -202,7 +208,9 @@ def drive(cluster: Cluster, count, rate, chaos: Chaos, rng, texts, drain_max, lo
     spec["idempotency_prefix"] = f"soak-{civility.prefix}"
     offer_s = count / rate
     faults = [(chaos.dispatcher_kill_at * offer_s, cluster.kill_dispatcher)]
-    faults.append((chaos.redis_restart_at * offer_s, cluster.restart_redis))
+    redis_at = chaos.redis_restart_at * offer_s
+    faults.append((redis_at, cluster.kill_redis))
+    faults.append((redis_at + chaos.redis_down_s, cluster.start_redis))
     down_at = chaos.receiver_down_at * offer_s
     faults.append((down_at, lambda: _receiver(cluster, True)))
     faults.append((down_at + chaos.receiver_down_s, lambda: _receiver(cluster, False)))
@@ -289,15 +297,16 @@ def plot(report: dict, path: Path) -> None:
     bottom.plot(t, queue, label="scoring queue (stream length)")
     bottom.plot(t, [p["comments"] - p["decided"] for p in tl], label="comments pending")
     bottom.plot(t, [p["deliveries"] - p["delivered"] for p in tl], label="webhooks undelivered")
-    down = [e[0] for e in report["events"] if e[1].startswith("receiver")]
-    marks = {
-        "kill -9 worker": ("red", ":"),
-        "kill -9 dispatcher": ("purple", "--"),
-        "Redis restarted, data lost": ("black", "-."),
+    spans = {
+        "receiver answers 500": ("receiver", "orange"),
+        "Redis down (kill -9, back empty)": ("Redis", "grey"),
     }
+    marks = {"kill -9 worker": ("red", ":"), "kill -9 dispatcher": ("purple", "--")}
     for ax in (top, bottom):
-        if len(down) == 2:
-            ax.axvspan(*down, color="orange", alpha=0.2, label="receiver answers 500")
+        for label, (what, color) in spans.items():
+            edges = [at for at, event in report["events"] if what in event.split(" ")[:3]]
+            if len(edges) == 2:
+                ax.axvspan(*edges, color=color, alpha=0.25, label=label)
         seen = set()
         for at, what in report["events"]:
             if what in marks:
