@@ -81,7 +81,7 @@ def article_or_404(ref: str) -> Article:
     return article
 
 
-def owned_or_404(model: type[T], row_id: int, noun: str) -> T:
+def owned_or_404(model: type[T], row_id: int | str, noun: str) -> T:
     """The current site's ``model`` row; 404 for unknown ids and other sites' rows alike."""
     row = db.session.get(model, row_id)
     if row is None or row.site_id != g.site.id:

@@ -11,7 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from service import bulk, lifecycle
-from service.api.common import CleanString, Id, comment_or_404
+from service.api.common import CleanString, Id, comment_or_404, owned_or_404
 from service.api.queue import QueueFilter, QueueItem, conditions, render_items
 from service.auth import Role, actor_name, require
 from service.errors import abort, field_error
@@ -306,10 +306,7 @@ def _render(action: BulkAction) -> dict[str, Any]:
 
 def bulk_or_404(bulk_id: str) -> BulkAction:
     """The current site's bulk action; 404 for unknown and other sites' ids alike."""
-    action = db.session.get(BulkAction, bulk_id[:36])
-    if action is None or action.site_id != g.site.id:
-        abort(404, f"No bulk action {bulk_id!r} on this site.")
-    return action
+    return owned_or_404(BulkAction, bulk_id[:36], "bulk action")
 
 
 @blp.route("/decisions/bulk/<bulk_id>")
