@@ -143,12 +143,13 @@ def _sqlite_begin(conn: sa.engine.Connection) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from service import dashboard, errors, ratelimit, redis_client
+    from service import auth, dashboard, errors, ratelimit, redis_client
     from service.api import register_blueprints
     from service.api.common import IdConverter
     from service.extensions import db, migrate
 
     db.init_app(app)
+    auth.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
     # Before any route: <int:…> ids are bounded to what the database stores.
     app.url_map.converters["int"] = IdConverter

@@ -6,12 +6,15 @@ import functools
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 import sqlalchemy as sa
-from flask import g, request, session
+from flask import Flask, current_app, g, request, session
+from flask.ctx import _AppCtxGlobals
 
 from service import ratelimit
 from service.errors import abort
@@ -21,6 +24,7 @@ from service.models import ApiKey, Site, utcnow
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 KEY_PREFIX = "civ_"
 PREFIX_LEN = 12  # "civ_" + 8 random characters: shown in listings, used for lookup
+KEY_CACHE_MAX = 10000  # cached keys per process; past it, the cache starts over
 
 
 class Role(IntEnum):
@@ -54,11 +58,99 @@ def create_key(site: Site, role: Role, name: str) -> str:
 
 
 def revoke_key(prefix: str) -> ApiKey | None:
-    """Revoke the key whose first characters are ``prefix``; None when none matches."""
+    """Revoke the key whose first characters are ``prefix``; None when none matches.
+
+    This process forgets the key at once; other API processes after API_KEY_CACHE_S.
+    """
     api_key = db.session.scalar(sa.select(ApiKey).where(ApiKey.prefix == prefix[:PREFIX_LEN]))
     if api_key is not None and api_key.revoked_at is None:
         api_key.revoked_at = utcnow()
+    if current_app and "civility.key_cache" in current_app.extensions:
+        current_app.extensions["civility.key_cache"].forget(prefix[:PREFIX_LEN])
     return api_key
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The key a request authenticated with: what the views, audit and rate limits need."""
+
+    key_id: int
+    site_id: int
+    role: str
+    name: str
+    prefix: str
+
+    @classmethod
+    def of(cls, api_key: ApiKey) -> Caller:
+        return cls(api_key.id, api_key.site_id, api_key.role, api_key.name, api_key.prefix)
+
+
+class KeyCache:
+    """Bearer tokens this process verified in the last ``ttl`` seconds, by their hash.
+
+    Saves the key lookup on almost every request; the price is that a key revoked by
+    another process (``civility keys revoke``) still works here for up to ``ttl``.
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self.entries: dict[str, tuple[float, Caller]] = {}
+
+    def get(self, token_hash: str) -> Caller | None:
+        entry = self.entries.get(token_hash)
+        if entry is None:
+            return None
+        if entry[0] <= time.monotonic():
+            del self.entries[token_hash]
+            return None
+        return entry[1]
+
+    def put(self, token_hash: str, caller: Caller) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self.entries) >= KEY_CACHE_MAX:
+            self.entries.clear()
+        self.entries[token_hash] = (time.monotonic() + self.ttl, caller)
+
+    def forget(self, prefix: str) -> None:
+        for token_hash in [h for h, (_, c) in self.entries.items() if c.prefix == prefix]:
+            del self.entries[token_hash]
+
+
+class RequestGlobals(_AppCtxGlobals):
+    """Flask's ``g``, where ``g.site`` is read from the database on first use.
+
+    A key found in the cache knows only its site's id (``g.site_id``), and most requests
+    need nothing else of the site: those run no query for it.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "site" and self.__dict__.get("site_id") is not None:
+            site = db.session.get(Site, self.__dict__["site_id"])
+            self.__dict__["site"] = site
+            return site
+        return super().__getattr__(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name == "site":
+            self.__dict__["site_id"] = None if value is None else value.id
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if name == "site" and "site" not in self.__dict__:
+            return getattr(self, "site", default)
+        return super().get(name, default)
+
+    def defer_site(self, site_id: int) -> None:
+        """Make ``site_id`` the request's site, read when ``g.site`` is first used."""
+        self.__dict__.pop("site", None)
+        self.__dict__["site_id"] = site_id
+
+
+def init_app(app: Flask) -> None:
+    """Give the app its key cache and the ``g`` that loads ``g.site`` lazily."""
+    app.app_ctx_globals_class = RequestGlobals
+    app.extensions["civility.key_cache"] = KeyCache(app.config["API_KEY_CACHE_S"])
 
 
 def _bearer_token() -> str | None:
@@ -69,10 +161,21 @@ def _bearer_token() -> str | None:
     return token.strip()
 
 
-def authenticate() -> ApiKey | None:
-    """The live ApiKey named by the request's bearer token, or None."""
+def authenticate() -> Caller | None:
+    """The live key named by the request's bearer token, or None; cached (KeyCache)."""
     token = _bearer_token()
-    return None if token is None else authenticate_token(token)
+    if token is None:
+        return None
+    cache: KeyCache = current_app.extensions["civility.key_cache"]
+    token_hash = hash_key(token)
+    caller = cache.get(token_hash)
+    if caller is None:
+        api_key = authenticate_token(token)
+        if api_key is None:
+            return None
+        caller = Caller.of(api_key)
+        cache.put(token_hash, caller)
+    return caller
 
 
 def authenticate_token(token: str) -> ApiKey | None:
@@ -124,18 +227,22 @@ def csrf_token() -> str | None:
     return session.get("csrf")
 
 
-def _cookie_auth() -> ApiKey | None:
+def _cookie_auth() -> Caller | None:
     """Session-cookie auth for the dashboard; state-changing requests need X-CSRF-Token."""
     api_key = session_key()
-    if api_key is not None and request.method not in SAFE_METHODS:
+    if api_key is None:
+        return None
+    if request.method not in SAFE_METHODS:
         token = request.headers.get("X-CSRF-Token", "")
         if not hmac.compare_digest(token, str(session.get("csrf", ""))):
             abort(403, "Missing or wrong X-CSRF-Token for this session.")
-    return api_key
+    g.site = api_key.site
+    return Caller.of(api_key)
 
 
 def require(role: Role, *, optional: bool = False) -> Callable:
-    """View decorator: 401 without a valid key, 403 below ``role``; sets ``g.api_key``/``g.site``.
+    """View decorator: 401 without a valid key, 403 below ``role``; sets ``g.api_key`` (a
+    Caller), ``g.site_id`` and ``g.site`` (loaded on first use).
 
     With ``optional``, a request without any Authorization header passes with
     ``g.api_key = None`` (public reads); a bad key is still a 401. Without an
@@ -167,7 +274,8 @@ def require(role: Role, *, optional: bool = False) -> Callable:
                     f"{api_key.role}.",
                 )
             g.api_key = api_key
-            g.site = api_key.site
+            if g.site is None:  # a bearer key: the cookie's key has loaded its site
+                g.defer_site(api_key.site_id)
             return view(*args, **kwargs)
 
         return wrapper

@@ -36,6 +36,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Connect/read timeout for Redis on the request path; an "
         "unreachable Redis never stalls ingest for longer.",
     ),
+    Setting(
+        "API_KEY_CACHE_S",
+        10.0,
+        "How long each API process remembers a verified API key, saving a database "
+        "lookup per request. A key revoked with `civility keys revoke` keeps working for "
+        "up to this long; 0 turns the cache off.",
+    ),
     Setting("RATELIMIT_ENABLED", True, "Turn rate limiting on/off."),
     Setting("RATELIMIT_PER_KEY", "1200 per minute", "Requests per API key (all routes)."),
     Setting("RATELIMIT_PER_AUTHOR", "10 per minute", "Comments per author (site user) per site."),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from service import auth
 from service.auth import revoke_key
 from service.extensions import db
-from service.models import Article, Comment, Report
+from service.models import ApiKey, Article, Comment, Report, utcnow
 
 # Every /v1 route with the least role it needs. test_every_route_is_listed keeps it complete.
 ROUTES = {
@@ -119,6 +120,68 @@ def test_revoked_key_is_refused(client, site, app):
 
 def test_key_with_right_prefix_but_wrong_secret_is_refused(client, site):
     forged = site.site[:12] + "A" * (len(site.site) - 12)
+    answer = client.get("/v1/articles/x", headers={"Authorization": f"Bearer {forged}"})
+    assert answer.status_code == 401
+
+
+@pytest.fixture
+def short_key_cache(config):
+    config["API_KEY_CACHE_S"] = 0.5
+    return config
+
+
+def revoke_elsewhere(prefix: str) -> None:
+    """Revoke a key as ``civility keys revoke`` in another process does: this one's cache
+    is not told."""
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.update(ApiKey).where(ApiKey.prefix == prefix[:12]).values(revoked_at=utcnow())
+        )
+
+
+def test_key_revoked_by_another_process_works_until_the_cache_expires(
+    short_key_cache, client, site
+):
+    assert client.get("/v1/articles/x", headers=site.auth()).status_code == 404
+    revoke_elsewhere(site.site)
+    assert client.get("/v1/articles/x", headers=site.auth()).status_code == 404
+    time.sleep(0.6)
+    assert client.get("/v1/articles/x", headers=site.auth()).status_code == 401
+    assert client.get("/v1/articles/x", headers=site.auth()).status_code == 401
+
+
+@pytest.fixture
+def no_key_cache(config):
+    config["API_KEY_CACHE_S"] = 0
+    return config
+
+
+def test_key_revoked_by_another_process_is_refused_at_once_without_the_cache(
+    no_key_cache, client, site
+):
+    assert client.get("/v1/articles/x", headers=site.auth()).status_code == 404
+    revoke_elsewhere(site.site)
+    assert client.get("/v1/articles/x", headers=site.auth()).status_code == 401
+
+
+def test_a_cached_key_is_not_looked_up_again(client, site, app):
+    assert client.get("/v1/articles/x", headers=site.auth()).status_code == 404
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert client.get("/v1/articles/x", headers=site.auth()).status_code == 404
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    assert not [s for s in statements if "api_key" in s], statements
+
+
+def test_a_wrong_secret_is_refused_even_after_the_right_key_was_cached(client, site):
+    assert client.get("/v1/articles/x", headers=site.auth()).status_code == 404
+    forged = site.site[:-4] + ("AAAA" if not site.site.endswith("AAAA") else "BBBB")
     answer = client.get("/v1/articles/x", headers={"Authorization": f"Bearer {forged}"})
     assert answer.status_code == 401
 

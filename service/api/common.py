@@ -69,7 +69,7 @@ def check_ref(ref: str, field: str = "ref") -> str:
 def find_article(ref: str) -> Article | None:
     """The current site's article ``ref``, or None."""
     return db.session.scalar(
-        sa.select(Article).where(Article.site_id == g.site.id, Article.ref == ref)
+        sa.select(Article).where(Article.site_id == g.site_id, Article.ref == ref)
     )
 
 
@@ -84,7 +84,7 @@ def article_or_404(ref: str) -> Article:
 def owned_or_404(model: type[T], row_id: int | str, noun: str) -> T:
     """The current site's ``model`` row; 404 for unknown ids and other sites' rows alike."""
     row = db.session.get(model, row_id)
-    if row is None or row.site_id != g.site.id:
+    if row is None or row.site_id != g.site_id:
         abort(404, f"No {noun} {row_id} on this site.")
     return row
 
