@@ -337,9 +337,11 @@ def _public_site(site_id: int | None) -> Site:
 @blp.after_app_request
 def _cors(response):
     """Let a site's own origins read its public comment lists from browsers."""
+    if g.get("api_key") is not None or request.method != "GET":
+        return response  # keyed answers are for servers; g.site may not even be loaded
     site = g.get("site")
     origin = request.headers.get("Origin")
-    if site is not None and g.get("api_key") is None and request.method == "GET":
+    if site is not None:
         response.vary.add("Origin")
         if origin and origin in (site.origins or []):
             response.headers["Access-Control-Allow-Origin"] = origin
