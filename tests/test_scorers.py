@@ -286,6 +286,28 @@ def test_chunk_plan_splits_where_lengths_jump_rather_than_padding():
     assert chunks == [(0, 30), (30, 32)]
     # Equal lengths stay in as few passes as max_batch allows.
     assert len(plan_chunks([40] * 64, 32)) == 2
+    # Where a pass costs more (fp32 on a CPU), cutting pays only for bigger jumps.
+    assert plan_chunks([12] * 4 + [40] * 4, 8, pass_overhead_tokens=8) == [(0, 4), (4, 8)]
+    assert plan_chunks([12] * 4 + [40] * 4, 8, pass_overhead_tokens=200) == [(0, 8)]
+
+
+def test_plan_sorts_texts_into_passes_shortest_first_and_covers_each_once(
+    scorer: DetoxifyScorer,
+) -> None:
+    texts = ["word " * 12, "hi", "word " * 11, "ok", "word " * 13, "yes", None]
+    passes = scorer.plan(texts)  # type: ignore[arg-type]
+
+    assert sorted(i for group in passes for i in group) == list(range(len(texts)))
+    assert passes[0] == [6]  # the tokenizer rejects None: alone, first, no forward pass
+    assert all(0 < len(group) <= scorer.max_batch for group in passes[1:])
+    assert [set(group) for group in passes[1:]] == [{1, 3, 5}, {0, 2, 4}]
+    # Scoring a planned pass makes exactly that one forward pass.
+    assert [sorted(g) for g in scorer.plan([texts[i] for i in passes[2]])] == [[0, 1, 2]]
+    assert scorer.plan([]) == []
+
+
+def test_profanity_check_plans_one_pass_for_everything() -> None:
+    assert ProfanityCheckScorer().plan(TEXTS) == [list(range(len(TEXTS)))]
 
 
 def test_int8_quantization_keeps_labels_and_scores_close_and_names_itself(

@@ -67,6 +67,11 @@ class Scorer(ABC):
     def score_detailed(self, texts: Sequence[str]) -> list[Scored]:
         """Score texts in input order; a text that fails gets `error` and no scores."""
 
+    def plan(self, texts: Sequence[str]) -> list[list[int]]:
+        """Indices of ``texts`` grouped into the passes that score them best, in the order
+        to score them; every index appears once. Here: one pass for all."""
+        return [list(range(len(texts)))] if texts else []
+
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """Score texts in input order; raise ScoringError if any text could not be scored."""
         results = self.score_detailed(texts)
@@ -177,6 +182,7 @@ class DetoxifyScorer(Scorer):
         self.labels = tuple(detoxify.class_names)
         self.device = device
         self.max_batch = max_batch
+        self.pass_overhead_tokens = PASS_OVERHEAD_TOKENS["cuda" if device_type == "cuda" else "cpu"]
         self._model = detoxify.model.eval()
         self._tokenizer = detoxify.tokenizer
         limit = min(self._tokenizer.model_max_length, self._model.config.max_position_embeddings)
@@ -192,9 +198,26 @@ class DetoxifyScorer(Scorer):
         if quantize == "int8":
             if device_type != "cpu":
                 raise ValueError("detoxify: int8 quantization runs on the CPU only")
-            self._model = _quantize_int8(self._model)
+            self._model = quantize_int8(self._model)
+            self.pass_overhead_tokens = PASS_OVERHEAD_TOKENS["cpu-int8"]
             # Quantized scores differ slightly: comments must say which model scored them.
             self.version += "+int8"
+
+    def plan(self, texts: Sequence[str]) -> list[list[int]]:
+        """The forward passes ``score_detailed`` would make for ``texts``, shortest first;
+        texts the tokenizer rejects come first, in a group of their own (no pass)."""
+        encoded = self._encode(_text_list(texts))
+        rejected = [index for index, item in enumerate(encoded) if not isinstance(item, tuple)]
+        return ([rejected] if rejected else []) + self._passes(encoded)
+
+    def _passes(self, encoded: Sequence[Encoded | str]) -> list[list[int]]:
+        """Tokenized texts in length order, cut into chunks of at most max_batch."""
+        ready = [index for index, item in enumerate(encoded) if isinstance(item, tuple)]
+        # Sorting by token count keeps the padding in each chunk small.
+        ready.sort(key=lambda index: len(encoded[index][0]["input_ids"]))
+        lengths = [len(encoded[index][0]["input_ids"]) for index in ready]
+        chunks = plan_chunks(lengths, self.max_batch, self.pass_overhead_tokens)
+        return [ready[start:end] for start, end in chunks]
 
     def score_detailed(self, texts: Sequence[str]) -> list[Scored]:
         """Score in length-sorted chunks of max_batch, one forward pass each, in input order."""
@@ -202,12 +225,7 @@ class DetoxifyScorer(Scorer):
         results: list[Scored | None] = [
             None if isinstance(item, tuple) else Scored(None, error=item) for item in encoded
         ]
-        ready = [index for index, item in enumerate(encoded) if isinstance(item, tuple)]
-        # Sorting by token count keeps the padding in each chunk small.
-        ready.sort(key=lambda index: len(encoded[index][0]["input_ids"]))
-        lengths = [len(encoded[index][0]["input_ids"]) for index in ready]
-        for start, end in plan_chunks(lengths, self.max_batch):
-            chunk = ready[start:end]
+        for chunk in self._passes(encoded):
             outcomes = self._score_chunk([encoded[i][0] for i in chunk])
             for index, outcome in zip(chunk, outcomes, strict=True):
                 truncated = encoded[index][1]
@@ -273,28 +291,38 @@ class DetoxifyScorer(Scorer):
 QUANTIZE_MODES = ("none", "int8")
 
 
-def _quantize_int8(model: Any) -> Any:
+def quantize_int8(model: Any) -> Any:
     """The model with its Linear layers dynamically quantized to int8 (CPU only).
 
-    About 4x faster for BERT-base on a CPU; scores move by around 0.01. torch marks
-    this eager-mode API deprecated in favour of torchao, which it still ships.
+    Weights are scaled per output channel, which moves a trained encoder's outputs about
+    half as much as one scale per tensor at the same speed (bench/quantization.py).
+    Two to four times faster for BERT-base on a CPU with AVX-512 VNNI, but the scores
+    move (see the README). torch marks this eager-mode API deprecated in favour of
+    torchao, which it still ships.
     """
     import warnings
 
     import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return quantize_dynamic(
+            model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
+        )
 
 
-# A forward pass costs about as much as this many extra tokens, whatever its size
-# (BERT-base on CPU: ~0.9 ms a token plus ~30 ms a pass; see bench/scoring.py).
-PASS_OVERHEAD_TOKENS = 32
+# A forward pass costs about as much as this many extra tokens, whatever its size.
+# BERT-base on a 2-core CPU: fp32 ~0.85 ms a token plus ~55 ms a pass, int8 ~0.4 ms a
+# token plus ~16 ms a pass (bench/scoring.py). On a GPU a pass's launch cost dominates
+# and padding is nearly free, so chunks simply fill up to max_batch.
+PASS_OVERHEAD_TOKENS = {"cpu": 64, "cpu-int8": 40, "cuda": 4096}
 
 
-def plan_chunks(lengths: Sequence[int], max_batch: int) -> list[tuple[int, int]]:
+def plan_chunks(
+    lengths: Sequence[int], max_batch: int, pass_overhead_tokens: int = PASS_OVERHEAD_TOKENS["cpu"]
+) -> list[tuple[int, int]]:
     """Split ascending token counts into chunks (start, end) of at most ``max_batch``,
     minimising padded tokens plus a fixed cost per forward pass.
 
@@ -307,7 +335,7 @@ def plan_chunks(lengths: Sequence[int], max_batch: int) -> list[tuple[int, int]]
     cut = [0] * (count + 1)
     for end in range(1, count + 1):
         for start in range(max(0, end - max_batch), end):
-            cost = best[start] + (end - start) * lengths[end - 1] + PASS_OVERHEAD_TOKENS
+            cost = best[start] + (end - start) * lengths[end - 1] + pass_overhead_tokens
             if cost < best[end]:
                 best[end], cut[end] = cost, start
     chunks = []
