@@ -105,6 +105,14 @@ SETTINGS: tuple[Setting, ...] = (
         "`…+int8` as their model. `none` keeps Detoxify's exact scores.",
     ),
     Setting("SCORE_BATCH_MAX", 32, "Most comments a worker scores in one forward pass."),
+    Setting(
+        "SCORE_WINDOW_MAX",
+        256,
+        "Most messages a worker takes from the stream at once while a backlog builds "
+        "(its share of the undelivered ones, never fewer than `SCORE_BATCH_MAX`). It sorts "
+        "them by length across the window, so passes are fuller and padding smaller, and "
+        "commits pass by pass. Set it to `SCORE_BATCH_MAX` to read one pass at a time.",
+    ),
     Setting("SCORE_BLOCK_MS", 1000, "How long a worker waits on the stream for new comments."),
     Setting(
         "SCORE_CLAIM_IDLE_MS",

@@ -48,15 +48,9 @@ def stats() -> dict[str, int]:
     pipe.xlen(score_stream())
     pipe.xlen(key("score", "dead"))
     length, dead = pipe.execute()
-    try:
-        groups = client.xinfo_groups(score_stream())
-    except redis.ResponseError:  # no stream yet
-        groups = []
-    group = next((info for info in groups if info["name"] == GROUP), {})
+    group = _group_info(client, score_stream())
     pending = group.get("pending") or 0
-    lag = group.get("lag")
-    if lag is None:  # Redis cannot tell after deletions; acked entries are deleted, so:
-        lag = max(0, length - pending)
+    lag = _lag(group, length)
     return {
         "scoring_stream_length": length,
         "scoring_consumer_lag": lag,
@@ -64,6 +58,32 @@ def stats() -> dict[str, int]:
         "scoring_dead_letters": dead,
         "workers_live": len(live_workers()),
     }
+
+
+def group_backlog(client: redis.Redis, stream: str) -> tuple[int, int]:
+    """(messages not yet delivered to the group, consumers in it), (0, 0) without a group."""
+    group = _group_info(client, stream)
+    if not group:
+        return 0, 0
+    length = client.xlen(stream) if group.get("lag") is None else None
+    return _lag(group, length), group["consumers"]
+
+
+def _group_info(client: redis.Redis, stream: str) -> dict:
+    try:
+        groups = client.xinfo_groups(stream)
+    except redis.ResponseError:  # no stream yet
+        return {}
+    return next((info for info in groups if info["name"] == GROUP), {})
+
+
+def _lag(group: dict, length: int | None) -> int:
+    """The group's lag; Redis cannot tell after some deletions, and acked entries are
+    deleted, so then: the stream's length less what is pending."""
+    lag = group.get("lag")
+    if lag is None:
+        lag = max(0, (length or 0) - (group.get("pending") or 0))
+    return lag
 
 
 def worker_key(consumer: str) -> str:

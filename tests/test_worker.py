@@ -351,6 +351,67 @@ def test_detoxify_worker_records_its_model_and_flags_truncated_texts(
     assert event.reason_code == rows[long].reasons[0]["code"]
 
 
+# Three short and three long comments, interleaved: two passes once sorted by length.
+MIXED = ("Fine.", "word " * 30, "Agreed.", "word " * 28, "Thanks.", "word " * 29)
+
+
+def detoxify_settings(tiny_checkpoint: tuple[Path, Path], **settings: Any) -> dict[str, Any]:
+    checkpoint, config_dir = tiny_checkpoint
+    return {"SCORER": f"detoxify:{checkpoint}", "MODEL_CONFIG_DIR": config_dir, **settings}
+
+
+def assert_decided_once_by(model_prefix: str, ids: list[int]) -> list[int]:
+    """Every comment decided by one policy event; the ids in the order they were decided."""
+    events = policy_events(ids)
+    assert Counter(event.comment_id for event in events) == Counter(ids)
+    rows = comments(ids)
+    assert all(row.model.startswith(model_prefix) for row in rows.values())
+    return [event.comment_id for event in events]
+
+
+def test_backlogged_worker_reads_a_window_and_scores_it_shortest_first(
+    database_url, submit, start_worker, stream, tiny_checkpoint
+):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("scoring does not depend on the database: one backend is enough")
+    ids = submit_ids(submit, *MIXED)
+
+    worker = start_worker(
+        "--burst", **detoxify_settings(tiny_checkpoint, SCORE_BATCH_MAX=3, SCORE_WINDOW_MAX=6)
+    )
+
+    assert worker.wait(60) == 0, worker.log()
+    order = assert_decided_once_by("detoxify-tiny@", ids)
+    # One read of all six, then one pass of the short ones, committed, and one of the long.
+    assert set(order[:3]) == set(ids[0::2]) and set(order[3:]) == set(ids[1::2])
+    assert worker.log().count("batch of 3: 3 decided") == 2
+    assert (stream.pending(), stream.length()) == (0, 0)
+
+
+def test_sigterm_mid_window_finishes_the_pass_and_gives_back_the_rest(
+    submit, start_worker, stream, tiny_checkpoint
+):
+    ids = submit_ids(submit, *MIXED)
+    settings = detoxify_settings(tiny_checkpoint, SCORE_BATCH_MAX=3, SCORE_WINDOW_MAX=6)
+    with rows_locked(ids):  # the worker reads the window, then waits for the database
+        first = start_worker(**settings)
+        wait_for(lambda: stream.pending() == 6, "the window delivered", first, timeout=60)
+        first.signal(signal.SIGTERM)
+
+    assert first.wait(60) == 0, first.log()
+    assert "gave back 3 messages" in first.log()
+    assert set(assert_decided_once_by("detoxify-tiny@", ids[0::2])) == set(ids[0::2])
+    # The rest are new messages, free for any worker at once: nothing pending, nothing idle.
+    assert (stream.pending(), stream.length()) == (0, 3)
+    assert all(row.status == "pending" for row in comments(ids[1::2]).values())
+
+    second = start_worker("--burst", **settings)
+
+    assert second.wait(60) == 0, second.log()
+    assert_decided_once_by("detoxify-tiny@", ids)
+    assert (stream.pending(), stream.length()) == (0, 0)
+
+
 def test_worker_falls_back_and_says_so_when_its_scorer_cannot_load(
     database_url, submit, start_worker, redis_server, redis_prefix
 ):

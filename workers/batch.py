@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -70,6 +71,19 @@ class Decider:
             return {comment_id: body for comment_id, body in rows}
         finally:
             db.session.rollback()  # end the read now; see _decide
+
+    def plan(self, texts: dict[int, str]) -> list[dict[int, str]]:
+        """The texts split into the scorer's passes, in the order to score them. If planning
+        fails, one group of all: scoring then reports the failure per comment."""
+        ids = list(texts)
+        try:
+            passes = self.scorer.plan([texts[cid] for cid in ids])
+            if sorted(i for group in passes for i in group) != list(range(len(ids))):
+                raise RuntimeError("the plan does not cover every text once")
+        except Exception:
+            log.warning("scorer %s: cannot plan passes", self.scorer.model, exc_info=True)
+            return [texts] if texts else []
+        return [{ids[i]: texts[ids[i]] for i in group} for group in passes if group]
 
     def score(self, texts: dict[int, str]) -> dict[int, Scored]:
         """Scores per comment from one ``score_detailed`` call; unusable results become errors."""
@@ -173,6 +187,29 @@ class Decider:
         for comment_id in held:
             log.warning("comment %s: held (scoring_failed)", comment_id)
         return held
+
+    def log_decided(self, comment_ids: list[int]) -> None:
+        """One line per decided comment with the request id of its submission, so a comment
+        can be followed from the API's log through this one to the dispatcher's."""
+        if not comment_ids:
+            return
+        try:
+            rows = db.session.execute(
+                sa.select(Comment.id, Comment.status, Comment.request_id).where(
+                    Comment.id.in_(comment_ids)
+                )
+            ).all()
+        except sa.exc.SQLAlchemyError as exc:
+            log.debug("batch: decisions not logged (%s)", exc)
+            rows = []
+        finally:
+            # End the read now: on SQLite it holds the write lock.
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                db.session.rollback()
+        for row in rows:
+            log.info(
+                "comment %s: %s by policy", row.id, row.status, extra={"request_id": row.request_id}
+            )
 
     def locked(self, ids: list[int]) -> list[Any]:
         """(comment, site) rows with each comment's article and author, in one locking query.
