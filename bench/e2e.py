@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -230,8 +231,11 @@ def main() -> None:
     started, load_start = time.time(), loadavg()
     workdir = Path(tempfile.mkdtemp(prefix="civility-e2e-"))
     rows = []
-    for threads in (int(t) for t in args.threads.split(",")):
-        rows += run_threads(threads, rates, args, texts, workdir)
+    try:
+        for threads in (int(t) for t in args.threads.split(",")):
+            rows += run_threads(threads, rates, args, texts, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     lines = [
         "| worker threads | offered/s | comments | ingest p50 ms | ingest p99 ms | errors | "
         "decision p50 s | decision p99 s | backlog at end | drain s | stream max | kept up |",
