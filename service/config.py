@@ -101,8 +101,9 @@ SETTINGS: tuple[Setting, ...] = (
         "MODEL_QUANTIZE",
         "none",
         "`int8` runs Detoxify with int8 dynamic quantization on "
-        "the CPU: about 4x the throughput, scores within about 0.01; comments then carry "
-        "`…+int8` as their model. `none` keeps Detoxify's exact scores.",
+        "the CPU: 2-4x the throughput, but scores move (on a trained encoder about 2% of "
+        "comments changed sides of the default thresholds, `bench/quantization.py`); comments "
+        "then carry `…+int8` as their model. `none` keeps Detoxify's exact scores.",
     ),
     Setting("SCORE_BATCH_MAX", 32, "Most comments a worker scores in one forward pass."),
     Setting(
