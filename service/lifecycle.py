@@ -22,18 +22,23 @@ class IllegalMove(Exception):
         self.to_status = to_status
 
 
-def record_created(comment: Comment, actor: str) -> ModerationEvent:
-    """Audit the arrival of a new (pending) comment; call after it is flushed."""
-    event = ModerationEvent(
-        site_id=comment.site_id,
-        comment_id=comment.id,
-        from_status=None,
-        to_status=CommentStatus.PENDING,
-        actor=actor,
+def record_created(comment: Any, actor: str) -> None:
+    """Audit the arrival of a new (pending) comment and emit ``comment.created``.
+
+    ``comment`` is the inserted row: a Comment, or anything with its attributes (the
+    submission inserts with Core and passes what it inserted).
+    """
+    db.session.connection().execute(
+        sa.insert(ModerationEvent),
+        {
+            "site_id": comment.site_id,
+            "comment_id": comment.id,
+            "from_status": None,
+            "to_status": CommentStatus.PENDING,
+            "actor": actor,
+        },
     )
-    db.session.add(event)
     outbox.comment_event(comment, previous_status=None, actor=actor)
-    return event
 
 
 def move(

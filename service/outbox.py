@@ -25,15 +25,21 @@ EVENT_TYPES = (
 _CACHE = "civility.webhook_endpoints"
 
 
+_ENDPOINTS = sa.select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
+    WebhookEndpoint.site_id == sa.bindparam("site_id"), WebhookEndpoint.enabled.is_(True)
+)
+
+
 def _endpoints(site_id: int) -> list[tuple[int, list[str] | None]]:
-    """The site's enabled endpoints as (id, event_types), cached for one transaction."""
+    """The site's enabled endpoints as (id, event_types), cached for one transaction.
+
+    Read with Core on the session's connection, in its transaction: asked once per
+    submitted comment, where the ORM's query machinery cost several times the query.
+    (So no autoflush: endpoints are never changed in a transaction that emits.)
+    """
     cache = db.session.info.setdefault(_CACHE, {})
     if site_id not in cache:
-        rows = db.session.execute(
-            sa.select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
-                WebhookEndpoint.site_id == site_id, WebhookEndpoint.enabled.is_(True)
-            )
-        ).all()
+        rows = db.session.connection().execute(_ENDPOINTS, {"site_id": site_id})
         cache[site_id] = [(row.id, row.event_types) for row in rows]
     return cache[site_id]
 
