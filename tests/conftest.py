@@ -133,6 +133,8 @@ def app(config: dict[str, Any]) -> Iterator[Flask]:
         db.session.remove()
         clear_tables()
         db.engine.dispose()
+    # Its Redis connections too: left to the garbage collector, they warn (unclosed socket).
+    app.extensions["civility.redis"].close()
 
 
 @pytest.fixture

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
+
+import marshmallow as ma
 import pytest
 import sqlalchemy as sa
 
+from service.api.common import clean_text
 from service.extensions import db
 
 
@@ -183,3 +187,22 @@ def test_bad_idempotency_key_is_422(submit, key):
     answer = submit(headers={"Idempotency-Key": key})
     assert answer.status_code == 422
     assert "Idempotency-Key" in answer.get_json()["errors"]["headers"]
+
+
+@pytest.mark.parametrize("allow_newlines", [True, False])
+def test_text_check_refuses_exactly_control_characters_and_surrogates(allow_newlines):
+    # The regex scan must agree with Unicode's categories Cc and Cs, code point by
+    # code point (every Cc and Cs character is in the Basic Multilingual Plane).
+    allowed = "\n\t" if allow_newlines else ""
+    for code in range(0x10000):
+        ch = chr(code)
+        if ch == "\r":
+            continue  # turned into a newline first
+        refused = unicodedata.category(ch) in ("Cc", "Cs") and ch not in allowed
+        try:
+            clean_text(f"a{ch}b", allow_newlines=allow_newlines)
+        except ma.ValidationError as exc:
+            assert refused, hex(code)
+            assert f"U+{code:04X}" in exc.messages[0]
+        else:
+            assert not refused, hex(code)

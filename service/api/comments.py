@@ -266,7 +266,7 @@ def _author_for_submit(site_id: int, author_in: dict) -> sa.Row | SimpleNamespac
 class ArticleComments(MethodView):
     @blp.doc(security=SECURITY)
     @require(Role.SITE)
-    @blp.arguments(CommentIn)
+    @blp.arguments(CommentIn())  # an instance: webargs instantiates a class per request
     @blp.response(202, CommentOut)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
