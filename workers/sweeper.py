@@ -7,7 +7,7 @@ database is the source of truth, the stream only carries work.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import redis
 import sqlalchemy as sa
@@ -36,6 +36,12 @@ def sweep(
 ) -> int | None:
     """Re-XADD comments pending longer than ``after_s``; None when another worker swept lately.
 
+    Only comments submitted before the oldest message still in the stream count: a
+    younger one is most likely still waiting its turn behind a backlog (acked messages
+    are deleted, so the stream holds only unfinished work), and re-adding it would only
+    grow the stream. A younger comment whose message was lost is swept once the backlog
+    has moved past it.
+
     The lock ``lock_key`` is taken for ``interval_s`` and not released, so the
     workers together sweep once per interval. A comment re-added is remembered
     under ``{swept_prefix}:<id>`` for ``after_s``, so the same backlog is not
@@ -44,6 +50,9 @@ def sweep(
     if not client.set(lock_key, owner, nx=True, ex=max(1, interval_s)):
         return None
     cutoff = utcnow() - timedelta(seconds=after_s)
+    oldest = client.xrange(stream, count=1)
+    if oldest:
+        cutoff = min(cutoff, _entry_time(oldest[0][0]))
     added = 0
     after_id = 0
     for _ in range(SWEEP_PAGES):
@@ -66,6 +75,14 @@ def sweep(
     if added:
         log.warning("sweeper: %d comments pending over %ss re-enqueued", added, after_s)
     return added
+
+
+def _entry_time(entry_id: str | bytes) -> datetime:
+    """When a stream entry was added: the milliseconds in its id (Redis's clock)."""
+    if isinstance(entry_id, bytes):
+        entry_id = entry_id.decode()
+    milliseconds = int(entry_id.partition("-")[0])
+    return datetime.fromtimestamp(milliseconds / 1000, UTC)
 
 
 def _pending_ids(cutoff: datetime, after_id: int, limit: int) -> list[int]:
