@@ -158,6 +158,14 @@ def worker(burst: bool, consumer: str | None) -> None:
 
     from service.metrics import serve_own
 
+    wait = current_app.config["MODEL_THREAD_WAIT"]
+    if wait not in ("passive", "active"):
+        raise click.ClickException(
+            f"CIVILITY_MODEL_THREAD_WAIT must be 'passive' or 'active', not {wait!r}"
+        )
+    # Read by OpenMP when torch loads, so before the import below. Spinning threads wait
+    # for a thread whose core another process holds: the pass can take several times longer.
+    os.environ.setdefault("OMP_WAIT_POLICY", wait.upper())
     # Imported here: only the worker loads torch and the model, never the API.
     from workers.scorers import ScorerUnavailable
     from workers.worker import Worker, load_configured_scorer

@@ -92,6 +92,13 @@ SETTINGS: tuple[Setting, ...] = (
         "for the API on small machines.",
     ),
     Setting(
+        "MODEL_THREAD_WAIT",
+        "passive",
+        "How the worker's idle torch threads wait (OpenMP's `OMP_WAIT_POLICY`, unless that "
+        "is set): `passive` sleeps, which keeps scoring fast when the API or anything else "
+        "shares the cores; `active` spins, marginally faster on cores of its own.",
+    ),
+    Setting(
         "MODEL_MAX_TOKENS",
         256,
         "Tokens per text the model reads; longer texts are "

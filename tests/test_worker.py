@@ -317,6 +317,13 @@ def test_worker_exits_non_zero_when_no_scorer_loads(tmp_path):
     assert "the worker cannot start" in answer.stderr
 
 
+def test_worker_refuses_an_unknown_thread_wait_policy_naming_the_setting(start_worker):
+    worker = start_worker("--burst", MODEL_THREAD_WAIT="sometimes")
+
+    assert worker.wait() == 1, worker.log()
+    assert "CIVILITY_MODEL_THREAD_WAIT must be 'passive' or 'active'" in worker.log()
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A Detoxify-format checkpoint and its config dir (tests/checkpoints.py)."""
