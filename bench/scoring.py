@@ -68,7 +68,8 @@ def naive(checkpoint: Path, config_dir: Path, texts: list[str]) -> float:
 def raw(
     checkpoint: Path, config_dir: Path, texts: list[str], batch: int, tokens: int, quantize: str
 ) -> tuple[float, list[dict[str, float]]]:
-    """(b) The worker's scorer, one call over all texts (batched, length-sorted)."""
+    """(b) The worker's scorer, one call over all texts (batched, length-sorted), with the
+    worker's torch set-up (threads that sleep when idle, CIVILITY_MODEL_THREAD_WAIT)."""
     from workers.scorers import load_scorer
 
     scorer = load_scorer(
@@ -83,6 +84,27 @@ def raw(
     start = time.perf_counter()
     scores = scorer.score(texts)
     return len(texts) / (time.perf_counter() - start), scores
+
+
+def in_own_process(part: str, args: argparse.Namespace, env: dict[str, str]) -> dict:
+    """Run one measurement in a fresh interpreter: torch reads its threading environment
+    once, when it loads, and (a) must run as a plain integration would, (b) as the worker."""
+    command = [sys.executable, __file__, "--part", part, "--count", str(args.count)]
+    command += ["--batch", str(args.batch), "--tokens", str(args.tokens)]
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_part(part: str, args: argparse.Namespace, checkpoint: Path, config_dir: Path) -> None:
+    """The child's side of in_own_process: measure and print the result as JSON."""
+    texts = comment_texts(args.count)
+    if part == "naive":
+        result = {"per_s": naive(checkpoint, config_dir, texts)}
+    else:
+        quantize = part.removeprefix("raw-")
+        per_s, scores = raw(checkpoint, config_dir, texts, args.batch, args.tokens, quantize)
+        result = {"per_s": per_s, "scores": scores}
+    print(json.dumps(result))
 
 
 def free_port() -> int:
@@ -226,19 +248,26 @@ def main() -> None:
     parser.add_argument(
         "--tokens", type=int, default=512, help="max tokens per text (Detoxify.predict's is 512)"
     )
+    parser.add_argument("--part", help=argparse.SUPPRESS)  # one measurement, in a child
     args = parser.parse_args()
 
     from tests.checkpoints import build_bert_base_checkpoint
 
     checkpoint, config_dir = build_bert_base_checkpoint(CACHE)
+    if args.part:
+        run_part(args.part, args, checkpoint, config_dir)
+        return
     texts = comment_texts(args.count)
     load_before = os.getloadavg()[0]
-    a = naive(checkpoint, config_dir, texts)
+    plain = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    # The worker's default (CIVILITY_MODEL_THREAD_WAIT=passive), for (b) as for (c).
+    as_worker = {**plain, "OMP_WAIT_POLICY": "PASSIVE"}
+    a = in_own_process("naive", args, plain)["per_s"]
     runs = {}
     for quantize in ("none", "int8"):
-        b, scores = raw(checkpoint, config_dir, texts, args.batch, args.tokens, quantize)
+        b = in_own_process(f"raw-{quantize}", args, as_worker)
         c = pipeline(checkpoint, config_dir, texts, args.batch, args.tokens, quantize)
-        runs[quantize] = {"raw_per_s": b, "scores": scores, **c}
+        runs[quantize] = {"raw_per_s": b["per_s"], "scores": b["scores"], **c}
     exact, int8 = runs["none"].pop("scores"), runs["int8"].pop("scores")
     int8_max_diff = max(abs(x[k] - y[k]) for x, y in zip(exact, int8, strict=True) for k in x)
     result = {
