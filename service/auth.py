@@ -101,7 +101,7 @@ class KeyCache:
         if entry is None:
             return None
         if entry[0] <= time.monotonic():
-            del self.entries[token_hash]
+            self.entries.pop(token_hash, None)
             return None
         return entry[1]
 
@@ -113,8 +113,10 @@ class KeyCache:
         self.entries[token_hash] = (time.monotonic() + self.ttl, caller)
 
     def forget(self, prefix: str) -> None:
-        for token_hash in [h for h, (_, c) in self.entries.items() if c.prefix == prefix]:
-            del self.entries[token_hash]
+        # A copy of the items, and pop: safe beside another thread of a threaded server.
+        for token_hash, (_, caller) in list(self.entries.items()):
+            if caller.prefix == prefix:
+                self.entries.pop(token_hash, None)
 
 
 class RequestGlobals(_AppCtxGlobals):
