@@ -4,7 +4,7 @@ Uses a Detoxify-format checkpoint with the architecture and cost of `detoxify:or
 (BERT-base, random weights, the real bert-base-uncased vocabulary) and real comment
 texts from ../shared/data/. Prints a table and writes bench/results/scoring.json.
 
-    .venv/bin/python bench/scoring.py [--count 256] [--batch 32]
+    .venv/bin/python bench/scoring.py [--count 256] [--batch 32] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -248,6 +249,9 @@ def main() -> None:
     parser.add_argument(
         "--tokens", type=int, default=512, help="max tokens per text (Detoxify.predict's is 512)"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each method, interleaved; medians count"
+    )
     parser.add_argument("--part", help=argparse.SUPPRESS)  # one measurement, in a child
     args = parser.parse_args()
 
@@ -262,13 +266,31 @@ def main() -> None:
     plain = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     # The worker's default (CIVILITY_MODEL_THREAD_WAIT=passive), for (b) as for (c).
     as_worker = {**plain, "OMP_WAIT_POLICY": "PASSIVE"}
-    a = in_own_process("naive", args, plain)["per_s"]
+    # The host's speed drifts by a fifth from minute to minute (a shared VM), so every
+    # method runs `repeat` times, interleaved, and the medians are compared.
+    naive_runs: list[float] = []
+    samples: dict[str, dict[str, list]] = {q: {"b": [], "c": []} for q in ("none", "int8")}
+    scores = {}
+    for _ in range(args.repeat):
+        naive_runs.append(in_own_process("naive", args, plain)["per_s"])
+        for quantize, sample in samples.items():
+            b = in_own_process(f"raw-{quantize}", args, as_worker)
+            scores[quantize] = b["scores"]
+            sample["b"].append(b["per_s"])
+            sample["c"].append(
+                pipeline(checkpoint, config_dir, texts, args.batch, args.tokens, quantize)
+            )
+    a = statistics.median(naive_runs)
     runs = {}
-    for quantize in ("none", "int8"):
-        b = in_own_process(f"raw-{quantize}", args, as_worker)
-        c = pipeline(checkpoint, config_dir, texts, args.batch, args.tokens, quantize)
-        runs[quantize] = {"raw_per_s": b["per_s"], "scores": b["scores"], **c}
-    exact, int8 = runs["none"].pop("scores"), runs["int8"].pop("scores")
+    for quantize, sample in samples.items():
+        middle = sorted(sample["c"], key=lambda c: c["per_s"])[len(sample["c"]) // 2]
+        runs[quantize] = {
+            "raw_per_s": statistics.median(sample["b"]),
+            **middle,
+            "raw_runs": sample["b"],
+            "pipeline_runs": [c["per_s"] for c in sample["c"]],
+        }
+    exact, int8 = scores["none"], scores["int8"]
     int8_max_diff = max(abs(x[k] - y[k]) for x, y in zip(exact, int8, strict=True) for k in x)
     result = {
         "command": "python bench/scoring.py " + " ".join(sys.argv[1:]),
@@ -277,7 +299,9 @@ def main() -> None:
         "count": args.count,
         "batch": args.batch,
         "max_tokens": args.tokens,
+        "repeat": args.repeat,
         "naive_per_s": a,
+        "naive_runs": naive_runs,
         "int8_max_score_diff": int8_max_diff,
     }
     print(f"\n{'method':46} {'comments/s':>10} {'c/a':>6} {'c/b':>6} {'p50 s':>7} {'p99 s':>7}")
@@ -294,8 +318,13 @@ def main() -> None:
             f"{run['c_over_a']:>6.2f} {run['c_over_b']:>6.2f} "
             f"{run['latency_p50_s']:>7.2f} {run['latency_p99_s']:>7.2f}"
         )
+    print(f"\nmedians of {args.repeat} interleaved runs each; every run, in comments/s:")
+    print(f"  (a) {' '.join(f'{x:.1f}' for x in naive_runs)}")
+    for quantize, run in runs.items():
+        print(f"  (b) {quantize}: {' '.join(f'{x:.1f}' for x in run['raw_runs'])}")
+        print(f"  (c) {quantize}: {' '.join(f'{x:.1f}' for x in run['pipeline_runs'])}")
     print(
-        "\n(b)/(a), the most batching alone can gain: "
+        "(b)/(a), the most batching alone can gain: "
         + ", ".join(f"{q} {run['b_over_a']:.2f}" for q, run in runs.items())
     )
     print(
