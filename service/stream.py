@@ -60,13 +60,13 @@ def stats() -> dict[str, int]:
     }
 
 
-def group_backlog(client: redis.Redis, stream: str) -> tuple[int, int]:
-    """(messages not yet delivered to the group, consumers in it), (0, 0) without a group."""
+def group_backlog(client: redis.Redis, stream: str) -> int:
+    """Messages not yet delivered to the group; 0 without a group."""
     group = _group_info(client, stream)
     if not group:
-        return 0, 0
+        return 0
     length = client.xlen(stream) if group.get("lag") is None else None
-    return _lag(group, length), group["consumers"]
+    return _lag(group, length)
 
 
 def _group_info(client: redis.Redis, stream: str) -> dict:

@@ -89,12 +89,25 @@ class Consumer:
         consumer's share of the undelivered messages, up to SCORE_WINDOW_MAX.
 
         A wider window lets the scorer sort more texts by length, so its passes are
-        fuller and padded less; the share leaves work for the group's other consumers.
+        fuller and padded less; the share leaves work for the group's other live consumers.
         """
         if self.window_max == self.batch_max:
             return self.batch_max
-        backlog, consumers = group_backlog(self.redis, self.stream)
-        return max(self.batch_max, min(self.window_max, backlog // max(1, consumers)))
+        backlog = group_backlog(self.redis, self.stream)
+        if backlog <= self.batch_max:
+            return self.batch_max
+        return max(self.batch_max, min(self.window_max, backlog // self.live_consumers()))
+
+    def live_consumers(self) -> int:
+        """Consumers of the group seen within SCORE_CLAIM_IDLE_MS, this one included. A
+        worker killed without leaving stays in the group; past that idle time its
+        messages are claimable and it no longer counts."""
+        try:
+            consumers = self.redis.xinfo_consumers(self.stream, GROUP)
+        except redis.ResponseError:  # no group yet
+            return 1
+        others = [c for c in consumers if c["name"] != self.name]
+        return 1 + sum(1 for c in others if c["idle"] < self.claim_idle_ms)
 
     def claim_due(self) -> bool:
         return time.monotonic() >= self._next_claim
