@@ -115,6 +115,17 @@ def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def run_record(script: str, started: float, load_start: list[float]) -> dict[str, Any]:
+    """The fields every result starts with: machine, start time, load, exact command."""
+    return {
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
+        "loadavg_start": load_start,
+        "loadavg_end": loadavg(),
+        "command": f"python bench/{script} " + " ".join(sys.argv[1:]),
+    }
+
+
 def write_result(name: str, result: dict[str, Any]) -> Path:
     """Write ``bench/results/<name>.json``."""
     RESULTS.mkdir(parents=True, exist_ok=True)

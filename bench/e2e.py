@@ -31,11 +31,11 @@ from common import (
     Civility,
     comment_texts,
     loadavg,
-    machine,
     percentile,
     pyplot,
     require_data,
     run_loadgen,
+    run_record,
     wait_until,
     write_result,
 )
@@ -252,11 +252,7 @@ def main() -> None:
         )
     print("\n" + "\n".join(lines))
     result = {
-        "machine": machine(),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
-        "loadavg_start": load_start,
-        "loadavg_end": loadavg(),
-        "command": "python bench/e2e.py " + " ".join(sys.argv[1:]),
+        **run_record("e2e.py", started, load_start),
         "duration_s": args.duration,
         "rows": rows,
         "tables": lines,

@@ -39,6 +39,7 @@ from common import (
     pyplot,
     require_data,
     run_loadgen,
+    run_record,
     wait_until,
     write_result,
 )
@@ -337,11 +338,7 @@ def main() -> None:
             target.seed_reads(texts[:READ_SEED])
         results = measure(targets, levels, args, workdir, texts)
     result = {
-        "machine": machine(),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
-        "loadavg_start": load_start,
-        "loadavg_end": loadavg(),
-        "command": "python bench/ingest.py " + " ".join(sys.argv[1:]),
+        **run_record("ingest.py", started, load_start),
         "levels": levels,
         "duration_s": args.duration,
         "warmup_s": args.warmup,
