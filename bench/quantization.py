@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import random
 import sys
 import time
@@ -29,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
+
+from common import machine  # noqa: E402  (bench/, beside this script)
 
 # (file, text column, label column, label of "toxic")
 SOURCES = (
@@ -126,7 +126,7 @@ def main() -> None:
     thresholds = {"hold": DEFAULT_HOLD_AT["toxicity"], "reject": DEFAULT_REJECT_AT["toxicity"]}
     result = {
         "command": "python bench/quantization.py " + " ".join(sys.argv[1:]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "machine": machine(),
         "model": "sentence-transformers/all-MiniLM-L6-v2 + logistic-regression head",
         "fitted_on": half,
         "held_out": len(test),
@@ -145,13 +145,19 @@ def main() -> None:
     print(f"\n{result['model']}: fitted on {half}, measured on {len(test)} held-out comments")
     print(f"{'':28} {'fp32':>8} {'int8':>8}")
     print(f"{'ROC AUC':28} {result['auc_fp32']:>8.4f} {result['auc_int8']:>8.4f}")
-    print(f"{'texts/s (embedding)':28} {result['fp32_texts_per_s']:>8.1f} "
-          f"{result['int8_texts_per_s']:>8.1f}")
-    print(f"probability change: mean {result['prob_diff_mean']:.4f}, "
-          f"p99 {result['prob_diff_p99']:.4f}, max {result['prob_diff_max']:.4f}")
+    print(
+        f"{'texts/s (embedding)':28} {result['fp32_texts_per_s']:>8.1f} "
+        f"{result['int8_texts_per_s']:>8.1f}"
+    )
+    print(
+        f"probability change: mean {result['prob_diff_mean']:.4f}, "
+        f"p99 {result['prob_diff_p99']:.4f}, max {result['prob_diff_max']:.4f}"
+    )
     for name, t in thresholds.items():
-        print(f"comments crossing the {name} threshold {t}: {result['crossings'][name]} "
-              f"of {len(test)}")
+        print(
+            f"comments crossing the {name} threshold {t}: {result['crossings'][name]} "
+            f"of {len(test)}"
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "quantization.json").write_text(json.dumps(result, indent=2) + "\n")
 

@@ -13,7 +13,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -34,6 +33,8 @@ RESULTS = ROOT / "bench" / "results"
 CACHE = Path(os.environ.get("CIVILITY_BENCH_CACHE", Path(tempfile.gettempdir()) / "civility-bench"))
 CLI = str(Path(sys.executable).parent / "civility")
 sys.path.insert(0, str(ROOT))
+
+from common import machine  # noqa: E402  (bench/, beside this script)
 
 
 def comment_texts(count: int) -> list[str]:
@@ -294,7 +295,7 @@ def main() -> None:
     int8_max_diff = max(abs(x[k] - y[k]) for x, y in zip(exact, int8, strict=True) for k in x)
     result = {
         "command": "python bench/scoring.py " + " ".join(sys.argv[1:]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "machine": machine(),
         "load_avg_1m": [load_before, os.getloadavg()[0]],
         "count": args.count,
         "batch": args.batch,
