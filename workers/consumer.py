@@ -106,8 +106,9 @@ class Consumer:
             consumers = self.redis.xinfo_consumers(self.stream, GROUP)
         except redis.ResponseError:  # no group yet
             return 1
-        others = [c for c in consumers if c["name"] != self.name]
-        return 1 + sum(1 for c in others if c["idle"] < self.claim_idle_ms)
+        return 1 + sum(
+            1 for c in consumers if c["name"] != self.name and c["idle"] < self.claim_idle_ms
+        )
 
     def claim_due(self) -> bool:
         return time.monotonic() >= self._next_claim

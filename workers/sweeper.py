@@ -77,10 +77,8 @@ def sweep(
     return added
 
 
-def _entry_time(entry_id: str | bytes) -> datetime:
+def _entry_time(entry_id: str) -> datetime:
     """When a stream entry was added: the milliseconds in its id (Redis's clock)."""
-    if isinstance(entry_id, bytes):
-        entry_id = entry_id.decode()
     milliseconds = int(entry_id.partition("-")[0])
     return datetime.fromtimestamp(milliseconds / 1000, UTC)
 
