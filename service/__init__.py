@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 
-from service.config import DEFAULTS, coerce
+from service.config import DEFAULTS, RENAMED, coerce
 from service.errors import ErrorResponses, ErrorSchema
 
 API_SPEC = {
@@ -49,6 +49,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env("CIVILITY", loads=str)
     if test_config:
         app.config.from_mapping(test_config)
+    for old, new in RENAMED.items():
+        if old in app.config:
+            raise ValueError(f"CIVILITY_{old} is now CIVILITY_{new}")
     for name in DEFAULTS:
         app.config[name] = coerce(name, app.config[name])
     _derive_config(app)

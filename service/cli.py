@@ -167,9 +167,15 @@ def worker(burst: bool, consumer: str | None) -> None:
     # for a thread whose core another process holds: the pass can take several times longer.
     os.environ.setdefault("OMP_WAIT_POLICY", wait.upper())
     # Imported here: only the worker loads torch and the model, never the API.
+    from workers.precision import PRECISIONS
     from workers.scorers import ScorerUnavailable
     from workers.worker import Worker, load_configured_scorer
 
+    precision = current_app.config["MODEL_PRECISION"]
+    if precision not in PRECISIONS:
+        raise click.ClickException(
+            f"CIVILITY_MODEL_PRECISION must be one of {', '.join(PRECISIONS)}, not {precision!r}"
+        )
     try:
         scorer, fallback_active = load_configured_scorer(current_app.config)
     except (ScorerUnavailable, ValueError) as exc:

@@ -105,12 +105,15 @@ SETTINGS: tuple[Setting, ...] = (
         "truncated (and say so in their reasons).",
     ),
     Setting(
-        "MODEL_QUANTIZE",
-        "none",
-        "`int8` runs Detoxify with int8 dynamic quantization on "
-        "the CPU: 2-4x the throughput, but scores move (on a trained encoder about 2% of "
-        "comments changed sides of the default thresholds, `bench/quantization.py`); comments "
-        "then carry `…+int8` as their model. `none` keeps Detoxify's exact scores.",
+        "MODEL_PRECISION",
+        "auto",
+        "Numbers Detoxify computes with. `fp32`: Detoxify's exact scores. `bf16`: 2-3x the "
+        "throughput on CPUs with bf16 matrix units (Intel AMX: Xeon 4th generation and "
+        "later); probabilities move by about 0.001 and no held-out comment changed sides of "
+        "the default thresholds (`bench/precision.py`). `int8` (CPU only): 2-4x the "
+        "throughput, but about 2% of comments change sides. `auto`: bf16 on an AMX CPU, "
+        "fp32 elsewhere (on GPUs fp32 measured faster). Comments scored at bf16 or int8 "
+        "carry `…+bf16` / `…+int8` in `model`.",
     ),
     Setting("SCORE_BATCH_MAX", 32, "Most comments a worker scores in one forward pass."),
     Setting(
@@ -226,6 +229,9 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+
+# Settings that were renamed: setting the old name is an error, not silently ignored.
+RENAMED = {"MODEL_QUANTIZE": "MODEL_PRECISION (none is now fp32)"}
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

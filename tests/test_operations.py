@@ -156,6 +156,12 @@ def test_bad_setting_in_the_environment_fails_loudly(monkeypatch):
         create_app({"SECRET_KEY": "x"})
 
 
+def test_renamed_setting_in_the_environment_names_its_new_name(monkeypatch):
+    monkeypatch.setenv("CIVILITY_MODEL_QUANTIZE", "int8")
+    with pytest.raises(ValueError, match="CIVILITY_MODEL_QUANTIZE is now CIVILITY_MODEL_PRECISION"):
+        create_app({"SECRET_KEY": "x"})
+
+
 def test_environment_overrides_defaults(monkeypatch, tmp_path):
     monkeypatch.setenv("CIVILITY_PAGE_SIZE", "7")
     monkeypatch.setenv("CIVILITY_RATELIMIT_ENABLED", "off")

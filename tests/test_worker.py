@@ -324,6 +324,14 @@ def test_worker_refuses_an_unknown_thread_wait_policy_naming_the_setting(start_w
     assert "CIVILITY_MODEL_THREAD_WAIT must be 'passive' or 'active'" in worker.log()
 
 
+def test_worker_refuses_an_unknown_precision_naming_the_setting(start_worker):
+    # Checked whatever the scorer: profanity-check ignores it, a later switch would not.
+    worker = start_worker("--burst", MODEL_PRECISION="fp16")
+
+    assert worker.wait() == 1, worker.log()
+    assert "CIVILITY_MODEL_PRECISION must be one of auto, fp32, bf16, int8" in worker.log()
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A Detoxify-format checkpoint and its config dir (tests/checkpoints.py)."""

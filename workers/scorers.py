@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import os
-import socket
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-from urllib.request import getproxies
+
+from workers.weights import (
+    OFFLINE_FIX,
+    ScorerUnavailable,
+    check_checkpoint,
+    require_named_model_reachable,
+    sha256_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -24,18 +27,6 @@ Encoded = tuple[dict[str, list[int]], bool]
 
 DETOXIFY_MODELS = ("original", "unbiased", "multilingual", "original-small", "unbiased-small")
 CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
-PROBE_TIMEOUT_S = 3.0
-OFFLINE_FIX = (
-    "To fix: on a machine with internet run "
-    "`python -c \"from detoxify import Detoxify; Detoxify('{model}')\"`, copy ~/.cache/torch/hub "
-    "and ~/.cache/huggingface to this host and set HF_HUB_OFFLINE=1; or set "
-    "CIVILITY_SCORER=detoxify:/path/to/checkpoint.ckpt and "
-    "CIVILITY_MODEL_CONFIG_DIR=/path/to/hf-config-dir."
-)
-
-
-class ScorerUnavailable(Exception):
-    """A configured scorer cannot be loaded; the message says why and how to fix it."""
 
 
 class ScoringError(Exception):
@@ -131,12 +122,8 @@ class DetoxifyScorer(Scorer):
         threads: int = 0,
         max_batch: int = 32,
         max_tokens: int = 256,
-        quantize: str = "none",
+        precision: str = "auto",
     ) -> None:
-        if quantize not in QUANTIZE_MODES:
-            raise ValueError(
-                f"detoxify: quantize must be one of {QUANTIZE_MODES}, not {quantize!r}"
-            )
         if max_batch < 1 or max_tokens < 4:
             raise ValueError(
                 f"detoxify: need max_batch >= 1 and max_tokens >= 4, not {max_batch}, {max_tokens}"
@@ -144,6 +131,8 @@ class DetoxifyScorer(Scorer):
         try:
             import torch
             from detoxify import Detoxify
+
+            from workers import precision as precisions
         except ImportError as exc:
             raise ScorerUnavailable(
                 f"detoxify: cannot import ({exc}); install detoxify and torch."
@@ -157,19 +146,20 @@ class DetoxifyScorer(Scorer):
             raise ScorerUnavailable(
                 f"detoxify: device {device!r} requested but torch sees no CUDA device."
             )
+        self.precision = precisions.resolve_precision(precision, device_type)
         if threads > 0:
             torch.set_num_threads(threads)
 
         if source in DETOXIFY_MODELS:
-            _require_named_model_reachable(source)
+            require_named_model_reachable(source)
             self.name = f"detoxify-{source}"
             self.version = package_version("detoxify")
             load = {"model_type": source}
         else:
             path = Path(source)
-            _check_checkpoint(path, config_dir)
+            check_checkpoint(path, config_dir)
             self.name = f"detoxify-{path.stem}"
-            self.version = _sha256(path)[:12]
+            self.version = sha256_of(path)[:12]
             load = {"checkpoint": str(path), "huggingface_config_path": _str_or_none(config_dir)}
         try:
             detoxify = Detoxify(device=device, **load)
@@ -182,7 +172,9 @@ class DetoxifyScorer(Scorer):
         self.labels = tuple(detoxify.class_names)
         self.device = device
         self.max_batch = max_batch
-        self.pass_overhead_tokens = PASS_OVERHEAD_TOKENS["cuda" if device_type == "cuda" else "cpu"]
+        self.pass_overhead_tokens = PASS_OVERHEAD_TOKENS[
+            "cuda" if device_type == "cuda" else f"cpu-{self.precision}"
+        ]
         self._model = detoxify.model.eval()
         self._tokenizer = detoxify.tokenizer
         limit = min(self._tokenizer.model_max_length, self._model.config.max_position_embeddings)
@@ -195,13 +187,11 @@ class DetoxifyScorer(Scorer):
                 limit,
             )
         self.max_tokens = min(max_tokens, limit)
-        if quantize == "int8":
-            if device_type != "cpu":
-                raise ValueError("detoxify: int8 quantization runs on the CPU only")
-            self._model = quantize_int8(self._model)
-            self.pass_overhead_tokens = PASS_OVERHEAD_TOKENS["cpu-int8"]
-            # Quantized scores differ slightly: comments must say which model scored them.
-            self.version += "+int8"
+        self._model = precisions.reduce_precision(self._model, self.precision)
+        self._device_type = device_type
+        if self.precision != "fp32":
+            # Such scores differ slightly: comments must say which model scored them.
+            self.version += f"+{self.precision}"
 
     def plan(self, texts: Sequence[str]) -> list[list[int]]:
         """The forward passes ``score_detailed`` would make for ``texts``, shortest first;
@@ -282,46 +272,26 @@ class DetoxifyScorer(Scorer):
         """One padded forward pass; sigmoid over logits as `Detoxify.predict` does."""
         import torch
 
+        from workers.precision import forward_context
+
         inputs = self._tokenizer.pad(features, return_tensors="pt").to(self._model.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), forward_context(self.precision, self._device_type):
             logits = self._model(**inputs)[0]
-        return torch.sigmoid(logits).float().cpu().tolist()
-
-
-QUANTIZE_MODES = ("none", "int8")
-
-
-def quantize_int8(model: Any) -> Any:
-    """The model with its Linear layers dynamically quantized to int8 (CPU only).
-
-    Weights are scaled per output channel, which moves a trained encoder's outputs about
-    half as much as one scale per tensor at the same speed (bench/quantization.py).
-    Two to four times faster for BERT-base on a CPU with AVX-512 VNNI, but the scores
-    move (see the README). torch marks this eager-mode API deprecated in favour of
-    torchao, which it still ships.
-    """
-    import warnings
-
-    import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        return quantize_dynamic(
-            model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
-        )
+        return torch.sigmoid(logits.float()).cpu().tolist()
 
 
 # A forward pass costs about as much as this many extra tokens, whatever its size.
 # BERT-base on a 2-core CPU: fp32 ~0.85 ms a token plus ~55 ms a pass, int8 ~0.4 ms a
-# token plus ~16 ms a pass (bench/scoring.py). On a GPU a pass's launch cost dominates
-# and padding is nearly free, so chunks simply fill up to max_batch.
-PASS_OVERHEAD_TOKENS = {"cpu": 64, "cpu-int8": 40, "cuda": 4096}
+# token plus ~16 ms a pass (an AVX-512 VNNI Xeon), bf16 ~0.37 ms a token plus ~32 ms a
+# pass (an AMX Xeon). On a GPU a pass's launch cost dominates and padding is nearly
+# free, so chunks simply fill up to max_batch.
+PASS_OVERHEAD_TOKENS = {"cpu-fp32": 64, "cpu-int8": 40, "cpu-bf16": 80, "cuda": 4096}
 
 
 def plan_chunks(
-    lengths: Sequence[int], max_batch: int, pass_overhead_tokens: int = PASS_OVERHEAD_TOKENS["cpu"]
+    lengths: Sequence[int],
+    max_batch: int,
+    pass_overhead_tokens: int = PASS_OVERHEAD_TOKENS["cpu-fp32"],
 ) -> list[tuple[int, int]]:
     """Split ascending token counts into chunks (start, end) of at most ``max_batch``,
     minimising padded tokens plus a fixed cost per forward pass.
@@ -355,7 +325,7 @@ def load_scorer(
     threads: int = 0,
     max_batch: int = 32,
     max_tokens: int = 256,
-    quantize: str = "none",
+    precision: str = "auto",
     log: logging.Logger | logging.LoggerAdapter | None = None,
 ) -> Scorer:
     """Build the scorer for `spec`; if it cannot load, log why and use `fallback` (none: raise)."""
@@ -369,7 +339,7 @@ def load_scorer(
         "threads": threads,
         "max_batch": max_batch,
         "max_tokens": max_tokens,
-        "quantize": quantize,
+        "precision": precision,
     }
     try:
         return _build(spec, **options)
@@ -407,109 +377,10 @@ def _build(spec: str, **options: Any) -> Scorer:
     return DetoxifyScorer(source, **options)
 
 
-def _require_named_model_reachable(model: str) -> None:
-    """Fail fast where Detoxify would need the network and cannot get it.
-
-    torch.hub downloads with no timeout (a filtered network hangs on connect) and
-    huggingface_hub retries each file for about 25 s, so a few seconds' TCP probe
-    of the hosts decides instead.
-    """
-    import torch
-    from detoxify.detoxify import MODEL_URLS
-
-    url = MODEL_URLS[model]
-    cached = Path(torch.hub.get_dir(), "checkpoints", os.path.basename(urlsplit(url).path))
-    fix = OFFLINE_FIX.format(model=model)
-    if not cached.is_file() and not _reachable(url):
-        raise ScorerUnavailable(
-            f"detoxify:{model}: weights are not cached at {cached} and "
-            f"{urlsplit(url).hostname} is unreachable. {fix}"
-        )
-    why = f"detoxify:{model}: Detoxify fetches its tokenizer and config from the Hugging Face Hub"
-    _require_hub_reachable(why, fix)
-
-
-def _require_hub_reachable(why: str, fix: str) -> None:
-    from huggingface_hub import constants
-
-    if not constants.HF_HUB_OFFLINE and not _reachable(constants.ENDPOINT):
-        raise ScorerUnavailable(
-            f"{why}, but {constants.ENDPOINT} is unreachable (set HF_HUB_OFFLINE=1 if the "
-            f"files are in the Hugging Face cache). {fix}"
-        )
-
-
-def _check_checkpoint(path: Path, config_dir: str | Path | None) -> None:
-    """Check a checkpoint and config dir as Detoxify will use them, to fail with a clear reason."""
-    import torch
-
-    fix = OFFLINE_FIX.format(model="original")
-    if not path.is_file():
-        raise ScorerUnavailable(f"detoxify: checkpoint {path} does not exist. {fix}")
-    if config_dir is not None and not Path(config_dir, "config.json").is_file():
-        raise ScorerUnavailable(
-            f"detoxify: config dir {config_dir} has no config.json (CIVILITY_MODEL_CONFIG_DIR "
-            "must hold the model's Hugging Face config.json and tokenizer files)."
-        )
-    try:
-        try:  # mmap reads the config without reading the weights
-            loaded = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-        except RuntimeError as exc:
-            if "mmap" not in str(exc):
-                raise
-            loaded = torch.load(path, map_location="cpu", weights_only=False)
-        arch = loaded["config"]["arch"]["args"]
-        classes = loaded["config"]["dataset"]["args"]["classes"]
-        if "state_dict" not in loaded:
-            raise KeyError("state_dict")
-    except Exception as exc:
-        raise ScorerUnavailable(
-            f"detoxify: {path} is not a readable Detoxify checkpoint ({{'config': {{'arch': …, "
-            f"'dataset': …}}, 'state_dict': …}}): {type(exc).__name__}: {exc}"
-        ) from exc
-    # Detoxify resolves arch.args.model_type with from_pretrained even when given a config dir.
-    if not Path(arch["model_type"]).is_dir():
-        why = (
-            f"detoxify: {path} names model_type {arch['model_type']!r}, which Detoxify resolves on "
-            "the Hugging Face Hub even with a config dir (write the config dir's path there to "
-            "load offline)"
-        )
-        _require_hub_reachable(why, fix)
-    if config_dir is not None:
-        # Detoxify passes the dir as the model config: its label count must match the checkpoint.
-        config = json.loads(Path(config_dir, "config.json").read_text())
-        declared = len(config.get("id2label") or {}) or config.get("num_labels", 2)
-        if declared != len(classes):
-            raise ScorerUnavailable(
-                f"detoxify: {config_dir}/config.json declares {declared} labels but {path} has "
-                f'{len(classes)} classes; add "num_labels": {len(classes)} (or a matching '
-                "id2label) to it."
-            )
-
-
-def _reachable(url: str) -> bool:
-    """Whether a TCP connection to the URL's host (or its configured proxy) opens quickly."""
-    parts = urlsplit(getproxies().get(urlsplit(url).scheme) or url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        socket.create_connection((parts.hostname, port), timeout=PROBE_TIMEOUT_S).close()
-    except OSError:
-        return False
-    return True
-
-
 def _text_list(texts: Sequence[str]) -> list[str]:
     if isinstance(texts, str):  # a lone string would be scored character by character
         raise TypeError("score a list of texts, not a str")
     return list(texts)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _str_or_none(value: str | Path | None) -> str | None:

@@ -54,7 +54,7 @@ def load_configured_scorer(config: Mapping[str, Any]) -> tuple[Scorer, bool]:
         "threads": config["MODEL_THREADS"],
         "max_batch": config["SCORE_BATCH_MAX"],
         "max_tokens": config["MODEL_MAX_TOKENS"],
-        "quantize": config["MODEL_QUANTIZE"],
+        "precision": config["MODEL_PRECISION"],
         "log": log,
     }
     try:
