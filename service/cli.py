@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
 from service import create_app
@@ -23,9 +24,17 @@ def emit(payload: dict[str, Any]) -> None:
     click.echo(json.dumps(payload, default=str))
 
 
+def create_cli_app() -> Flask:
+    """The app for CLI commands; a bad setting is a one-line error, not a traceback."""
+    try:
+        return create_app()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @click.group(
     cls=FlaskGroup,
-    create_app=create_app,
+    create_app=create_cli_app,
     add_version_option=False,
     load_dotenv=False,
     set_debug_flag=False,

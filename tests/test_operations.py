@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -160,6 +163,20 @@ def test_renamed_setting_in_the_environment_names_its_new_name(monkeypatch):
     monkeypatch.setenv("CIVILITY_MODEL_QUANTIZE", "int8")
     with pytest.raises(ValueError, match="CIVILITY_MODEL_QUANTIZE is now CIVILITY_MODEL_PRECISION"):
         create_app({"SECRET_KEY": "x"})
+
+
+def test_cli_reports_a_bad_setting_in_one_line_without_a_traceback(tmp_path):
+    env = {
+        **os.environ,
+        "CIVILITY_SCORE_BATCH_MAX": "abc",
+        "CIVILITY_INSTANCE_PATH": str(tmp_path),
+    }
+    civility = str(Path(sys.executable).parent / "civility")
+    answer = subprocess.run(
+        [civility, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert answer.returncode == 1
+    assert answer.stderr.strip() == "Error: CIVILITY_SCORE_BATCH_MAX: expected int, got 'abc'"
 
 
 def test_environment_overrides_defaults(monkeypatch, tmp_path):
