@@ -24,7 +24,6 @@ from service.models import ApiKey, Site, utcnow
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 KEY_PREFIX = "civ_"
 PREFIX_LEN = 12  # "civ_" + 8 random characters: shown in listings, used for lookup
-KEY_CACHE_MAX = 10000  # cached keys per process; past it, the cache starts over
 
 
 class Role(IntEnum):
@@ -90,10 +89,12 @@ class KeyCache:
 
     Saves the key lookup on almost every request; the price is that a key revoked by
     another process (``civility keys revoke``) still works here for up to ``ttl``.
+    Past ``max_entries`` keys the cache starts over, so memory stays bounded.
     """
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, max_entries: int) -> None:
         self.ttl = ttl
+        self.max_entries = max_entries
         self.entries: dict[str, tuple[float, Caller]] = {}
 
     def get(self, token_hash: str) -> Caller | None:
@@ -106,9 +107,9 @@ class KeyCache:
         return entry[1]
 
     def put(self, token_hash: str, caller: Caller) -> None:
-        if self.ttl <= 0:
+        if self.ttl <= 0 or self.max_entries <= 0:
             return
-        if len(self.entries) >= KEY_CACHE_MAX:
+        if len(self.entries) >= self.max_entries:
             self.entries.clear()
         self.entries[token_hash] = (time.monotonic() + self.ttl, caller)
 
@@ -152,7 +153,9 @@ class RequestGlobals(_AppCtxGlobals):
 def init_app(app: Flask) -> None:
     """Give the app its key cache and the ``g`` that loads ``g.site`` lazily."""
     app.app_ctx_globals_class = RequestGlobals
-    app.extensions["civility.key_cache"] = KeyCache(app.config["API_KEY_CACHE_S"])
+    app.extensions["civility.key_cache"] = KeyCache(
+        app.config["API_KEY_CACHE_S"], app.config["API_KEY_CACHE_MAX"]
+    )
 
 
 def _bearer_token() -> str | None:

@@ -43,6 +43,12 @@ SETTINGS: tuple[Setting, ...] = (
         "lookup per request. A key revoked with `civility keys revoke` keeps working for "
         "up to this long; 0 turns the cache off.",
     ),
+    Setting(
+        "API_KEY_CACHE_MAX",
+        10000,
+        "Most verified API keys each API process remembers; past it the cache starts "
+        "over (memory stays bounded however many keys a deployment has).",
+    ),
     Setting("RATELIMIT_ENABLED", True, "Turn rate limiting on/off."),
     Setting("RATELIMIT_PER_KEY", "1200 per minute", "Requests per API key (all routes)."),
     Setting("RATELIMIT_PER_AUTHOR", "10 per minute", "Comments per author (site user) per site."),

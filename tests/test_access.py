@@ -179,6 +179,35 @@ def test_a_cached_key_is_not_looked_up_again(client, site, app):
     assert not [s for s in statements if "api_key" in s], statements
 
 
+@pytest.fixture
+def one_key_cache(config):
+    config["API_KEY_CACHE_MAX"] = 1
+    return config
+
+
+def key_lookups(client, headers) -> int:
+    """SQL statements reading api_key while serving one request with ``headers``."""
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert client.get("/v1/articles/x", headers=headers).status_code == 404
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    return len([s for s in statements if "api_key" in s])
+
+
+def test_the_key_cache_holds_at_most_its_setting_and_then_starts_over(one_key_cache, client, site):
+    assert key_lookups(client, site.auth()) == 1
+    assert key_lookups(client, site.auth()) == 0  # cached
+    assert key_lookups(client, site.auth("moderator")) == 1  # a second key: starts over
+    assert key_lookups(client, site.auth("moderator")) == 0
+    assert key_lookups(client, site.auth()) == 1  # the first was dropped
+
+
 def test_a_wrong_secret_is_refused_even_after_the_right_key_was_cached(client, site):
     assert client.get("/v1/articles/x", headers=site.auth()).status_code == 404
     forged = site.site[:-4] + ("AAAA" if not site.site.endswith("AAAA") else "BBBB")
