@@ -137,6 +137,12 @@ SETTINGS: tuple[Setting, ...] = (
         "A message unacknowledged this long (its worker died) is claimed by a live worker.",
     ),
     Setting(
+        "SCORE_CONSUMER_FORGET_S",
+        3600,
+        "A consumer of the scoring group silent this long with no message pending (a worker "
+        "killed without leaving) is removed from the group; 0 keeps them.",
+    ),
+    Setting(
         "SCORE_MAX_ATTEMPTS",
         5,
         "Deliveries before a message goes to the dead-letter "

@@ -62,3 +62,22 @@ def test_window_shares_the_backlog_with_live_consumers_only(redis_server, stream
     assert len(me.read(block_ms=1)) == 30
     # Having read, it is in the group itself and still counts once.
     assert me.live_consumers() == 2
+
+
+def test_consumers_long_idle_with_nothing_pending_are_removed_from_the_group(redis_server, stream):
+    add(redis_server, stream, 1)
+    redis_server.xgroup_createconsumer(stream, GROUP, "killed-long-ago")
+    holding = consumer(redis_server, stream, "killed-holding-a-message")
+    assert len(holding.read(block_ms=1)) == 1  # pending with it, never acked
+    time.sleep(0.6)
+    redis_server.xgroup_createconsumer(stream, GROUP, "alive")
+    me = consumer(redis_server, stream, "me")
+    redis_server.xgroup_createconsumer(stream, GROUP, "me")
+
+    assert me.forget_departed(after_ms=500) == ["killed-long-ago"]
+
+    names = {c["name"] for c in redis_server.xinfo_consumers(stream, GROUP)}
+    # The one holding a message stays until a live worker claims it; the rest were recent.
+    assert names == {"killed-holding-a-message", "alive", "me"}
+    assert redis_server.xpending(stream, GROUP)["pending"] == 1
+    assert me.forget_departed(after_ms=500) == []

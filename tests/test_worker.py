@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -174,6 +175,20 @@ def test_running_worker_heartbeats_ignores_redelivery_and_exits_on_sigterm(
 
     assert worker.wait() == 0, worker.log()
     assert redis_server.get(beat_key) is None
+    assert redis_server.xinfo_consumers(stream.name, "scorers") == []
+
+
+def test_worker_removes_consumers_killed_long_ago_from_the_group(
+    start_worker, stream, redis_server
+):
+    redis_server.xgroup_create(stream.name, "scorers", id="0", mkstream=True)
+    redis_server.xgroup_createconsumer(stream.name, "scorers", "killed-without-leaving")
+    time.sleep(1.2)
+
+    worker = start_worker("--burst", "--name", "worker-a", SCORE_CONSUMER_FORGET_S=1)
+
+    assert worker.wait() == 0, worker.log()
+    assert "removed 1 departed consumers from the group (killed-without-leaving)" in worker.log()
     assert redis_server.xinfo_consumers(stream.name, "scorers") == []
 
 

@@ -110,6 +110,31 @@ class Consumer:
             1 for c in consumers if c["name"] != self.name and c["idle"] < self.claim_idle_ms
         )
 
+    def forget_departed(self, after_ms: int) -> list[str]:
+        """Remove from the group the consumers idle for ``after_ms`` with nothing pending:
+        workers killed without leaving, which XINFO would otherwise list forever. A live
+        worker reads every few seconds, so it is never that idle; one removed anyway is
+        re-created by its next read. The names removed."""
+        try:
+            consumers = self.redis.xinfo_consumers(self.stream, GROUP)
+        except redis.ResponseError:  # no group yet
+            return []
+        departed = [
+            c["name"]
+            for c in consumers
+            if c["name"] != self.name and c["pending"] == 0 and c["idle"] >= after_ms
+        ]
+        for name in departed:
+            self.redis.xgroup_delconsumer(self.stream, GROUP, name)
+        if departed:
+            log.info(
+                "worker %s: removed %d departed consumers from the group (%s)",
+                self.name,
+                len(departed),
+                ", ".join(departed),
+            )
+        return departed
+
     def claim_due(self) -> bool:
         return time.monotonic() >= self._next_claim
 

@@ -105,6 +105,7 @@ class Worker:
         max_attempts: int = cfg["SCORE_MAX_ATTEMPTS"]
         self.sweep_after_s: int = cfg["SWEEP_AFTER_S"]
         self.sweep_interval_s: int = cfg["SWEEP_INTERVAL_S"]
+        self.consumer_forget_s: int = cfg["SCORE_CONSUMER_FORGET_S"]
         self.db_retry_max_s: float = cfg["DB_RETRY_MAX_S"]
         # A failed entry's last error must outlive its retries (one per claim_idle).
         error_ttl_s = max(60, math.ceil(2 * claim_idle_ms / 1000 * max_attempts))
@@ -221,6 +222,8 @@ class Worker:
         # After the first read, not before: a sweep waits for the database, the stream not.
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + self.sweep_interval_s
+            if self.consumer_forget_s > 0:
+                self.queue.forget_departed(self.consumer_forget_s * 1000)
             if self._sweep():
                 return False
         return not entries and self.burst and self.queue.idle()
