@@ -282,8 +282,6 @@ def main() -> None:
     plain = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     # The worker's default (CIVILITY_MODEL_THREAD_WAIT=passive), for (b) as for (c).
     as_worker = {**plain, "OMP_WAIT_POLICY": "PASSIVE"}
-    # The host's speed drifts by a fifth from minute to minute (a shared VM), so every
-    # method runs `repeat` times, interleaved, and the medians are compared.
     from workers.precision import native_bf16, resolve_precision
 
     default_here = resolve_precision("auto", args.device)
@@ -292,6 +290,8 @@ def main() -> None:
         precisions.remove("bf16")  # emulated: slower than fp32, nobody would choose it
     if not args.precisions and args.device != "cpu":
         precisions.remove("int8")  # the CPU's alone
+    # The host's speed drifts by a fifth from minute to minute (a shared VM), so every
+    # method runs `repeat` times, interleaved, and the medians are compared.
     naive_runs: list[float] = []
     samples: dict[str, dict[str, list]] = {p: {"b": [], "c": []} for p in precisions}
     scores = {}
