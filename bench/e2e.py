@@ -33,7 +33,6 @@ from common import (
     loadavg,
     percentile,
     pyplot,
-    require_data,
     run_loadgen,
     run_record,
     wait_until,
@@ -224,7 +223,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rates, args.threads, args.duration, args.drain_max = "5,20", "1", 8, 120
-    require_data()
     sys.path.insert(0, str(ROOT))
     rates = [float(r) for r in args.rates.split(",")]
     texts = comment_texts(int(max(rates) * args.duration) + 1)

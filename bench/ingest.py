@@ -1,7 +1,7 @@
 """Ingest and public reads: Civility (SQLite, Postgres) against Isso, the same load on both.
 
 Each server runs under gunicorn with 2 sync workers on loopback; bench/loadgen.py (its
-own process) drives each with real comment bodies from ../shared/data/ at several
+own process) drives each with real comment bodies from bench/data/ at several
 concurrencies, warm-up first. Civility's rate limits are off (CIVILITY_RATELIMIT_ENABLED=
 false), Isso's guard is off and its moderation on (new comments wait, as in Civility).
 Levels are interleaved (Isso, Civility/SQLite, Civility/Postgres at each concurrency) so
@@ -37,7 +37,6 @@ from common import (
     loadavg,
     machine,
     pyplot,
-    require_data,
     run_loadgen,
     run_record,
     wait_until,
@@ -323,7 +322,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.duration, args.warmup = 3, 1
-    require_data()
     levels = [int(c) for c in args.levels.split(",")]
     texts = comment_texts(2000)
     started, load_start = time.time(), loadavg()

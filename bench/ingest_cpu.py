@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Civility, comment_texts, loadavg, require_data
+from common import Civility, comment_texts, loadavg
 
 ARTICLES = 10
 BATCH = 100  # requests per CPU reading
@@ -219,7 +219,6 @@ def main() -> None:
     parser.add_argument("--no-server", action="store_true", help="in-process numbers only")
     parser.add_argument("--isso", action="store_true", help="also Isso's CPU per POST")
     args = parser.parse_args()
-    require_data()
     texts = comment_texts(2000)
     print(f"load average at start: {loadavg()}")
     results: dict[str, float] = {}

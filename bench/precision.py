@@ -24,11 +24,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 
-from common import machine  # noqa: E402  (bench/, beside this script)
+from common import data_file, machine  # noqa: E402  (bench/, beside this script)
 
 # (file, text column, label column, label of "toxic")
 SOURCES = (
@@ -42,7 +41,10 @@ def labelled_comments(per_file: int) -> list[tuple[str, int]]:
     """Up to ``per_file`` (text, 0/1) rows from each labelled file, in a fixed shuffled order."""
     rows: list[tuple[str, int]] = []
     for name, text_column, label_column, toxic in SOURCES:
-        with open(DATA / name, newline="", encoding="utf-8") as f:
+        path = data_file(name)
+        if path is None:  # the Wikipedia identity set, unless CIVILITY_BENCH_DATA has it
+            continue
+        with open(path, newline="", encoding="utf-8") as f:
             found = [
                 (row[text_column].strip(), int(row[label_column] == toxic))
                 for row in csv.DictReader(f)

@@ -2,7 +2,8 @@
 
 Uses a Detoxify-format checkpoint with the architecture and cost of `detoxify:original`
 (BERT-base, random weights, the real bert-base-uncased vocabulary) and real comment
-texts from ../shared/data/. Prints a table and writes bench/results/scoring.json.
+texts from bench/data/ (and CIVILITY_BENCH_DATA). Prints a table and writes
+bench/results/scoring.json.
 
     .venv/bin/python bench/scoring.py [--count 256] [--batch 32] [--repeat 3]
 """
@@ -10,10 +11,8 @@ texts from ../shared/data/. Prints a table and writes bench/results/scoring.json
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -28,26 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "bench" / "results"
 CACHE = Path(os.environ.get("CIVILITY_BENCH_CACHE", Path(tempfile.gettempdir()) / "civility-bench"))
 CLI = str(Path(sys.executable).parent / "civility")
 sys.path.insert(0, str(ROOT))
 
-from common import machine  # noqa: E402  (bench/, beside this script)
-
-
-def comment_texts(count: int) -> list[str]:
-    """Real human-written comments (Wikipedia talk pages), in a fixed shuffled order."""
-    texts = []
-    for name, column in (
-        ("jigsaw_test_sample_cc0.csv", "comment_text"),
-        ("wiki_toxicity_identity_test.csv", "text"),
-    ):
-        with open(DATA / name, newline="", encoding="utf-8") as f:
-            texts += [row[column].strip() for row in csv.DictReader(f) if row[column].strip()]
-    random.Random(7).shuffle(texts)
-    return texts[:count]
+from common import comment_texts, machine  # noqa: E402  (bench/, beside this script)
 
 
 def percentile(values: list[float], q: float) -> float:

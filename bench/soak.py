@@ -37,7 +37,6 @@ from common import (
     machine,
     percentile,
     pyplot,
-    require_data,
     run_loadgen,
     wait_until,
     write_result,
@@ -332,7 +331,6 @@ def main() -> None:
     parser.add_argument("--drain-max", type=float, default=900, help="most seconds to drain")
     parser.add_argument("--quick", action="store_true", help="the CI version: 500, faults closer")
     args = parser.parse_args()
-    require_data()
     started, load_start = time.time(), loadavg()
     if args.quick:
         report = run_soak(500, args.rate, CI_CHAOS, args.database, drain_max=120)

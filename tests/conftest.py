@@ -27,7 +27,6 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("CIVILITY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RUN_ID = uuid.uuid4().hex[:8]
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def postgres_database(name: str) -> str:
