@@ -83,8 +83,10 @@ def analyze_stream(redis_server: redis.Redis, redis_prefix: str):
 
 
 def test_coral_call_is_scored_by_a_detoxify_worker_in_perspective_shape(
-    live_server, site, start_worker, tiny_checkpoint, redis_server, redis_prefix
+    database_url, live_server, site, start_worker, tiny_checkpoint, redis_server, redis_prefix
 ):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("scoring does not depend on the database: one backend is enough")
     worker = start_worker(**detoxify_settings(tiny_checkpoint))
 
     answer = analyze(
@@ -108,8 +110,10 @@ def test_coral_call_is_scored_by_a_detoxify_worker_in_perspective_shape(
 
 
 def test_every_attribute_threshold_span_and_client_token(
-    live_server, site, start_worker, tiny_checkpoint
+    database_url, live_server, site, start_worker, tiny_checkpoint
 ):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("scoring does not depend on the database: one backend is enough")
     start_worker(**detoxify_settings(tiny_checkpoint))
     text = "Thanks for the article. You are an idiot! Read it again."
     attributes = ["TOXICITY", "SEVERE_TOXICITY", "IDENTITY_ATTACK", "INSULT", "PROFANITY", "THREAT"]
@@ -149,8 +153,10 @@ def test_every_attribute_threshold_span_and_client_token(
 
 
 def test_a_language_the_model_was_not_trained_on_is_scored_and_says_so(
-    live_server, site, start_worker, tiny_checkpoint
+    database_url, live_server, site, start_worker, tiny_checkpoint
 ):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("scoring does not depend on the database: one backend is enough")
     start_worker(**detoxify_settings(tiny_checkpoint))
 
     answer = analyze(live_server, coral_body("Du bist ein Idiot.", "de"), site.site)
@@ -160,8 +166,10 @@ def test_a_language_the_model_was_not_trained_on_is_scored_and_says_so(
 
 
 def test_bad_requests_answer_400_in_perspective_shape_naming_the_problem(
-    live_server, site, start_worker, tiny_checkpoint, app
+    database_url, live_server, site, start_worker, tiny_checkpoint, app
 ):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("scoring does not depend on the database: one backend is enough")
     start_worker(**detoxify_settings(tiny_checkpoint))
     key = site.site
     cases = [
@@ -302,8 +310,10 @@ def test_do_not_store_leaves_no_trace(
 
 
 def test_concurrent_requests_are_scored_in_one_pass(
-    live_server, site, start_worker, tiny_checkpoint
+    database_url, live_server, site, start_worker, tiny_checkpoint
 ):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("scoring does not depend on the database: one backend is enough")
     from tests.analyze_helpers import free_port
 
     port = free_port()
