@@ -147,7 +147,7 @@ def _sqlite_begin(conn: sa.engine.Connection) -> None:
 
 def _init_extensions(app: Flask) -> None:
     from service import auth, dashboard, errors, ratelimit, redis_client
-    from service.api import register_blueprints
+    from service.api import register_blueprints, register_dropins
     from service.api.common import IdConverter
     from service.extensions import db, migrate
 
@@ -163,6 +163,7 @@ def _init_extensions(app: Flask) -> None:
     redis_client.init_app(app)
     errors.init_app(app)
     register_blueprints(api)
+    register_dropins(app)
     dashboard.init_app(app)
 
     @app.teardown_request

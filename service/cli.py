@@ -103,8 +103,11 @@ def keys_revoke(key_prefix: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn workers.")
+@click.option(
+    "--threads", default=None, type=int, help="Threads per worker. Default: CIVILITY_SERVE_THREADS."
+)
 @with_appcontext
-def serve(host: str, port: int, workers: int) -> None:
+def serve(host: str, port: int, workers: int, threads: int | None) -> None:
     """Run the API under gunicorn (replaces this process)."""
     from flask import current_app
 
@@ -125,6 +128,12 @@ def serve(host: str, port: int, workers: int) -> None:
         f"{host}:{port}",
         "--workers",
         str(workers),
+        # Threads, not sync workers: a request waiting for a synchronous score holds one
+        # thread, so many can wait while ingest and reads go on (bench/analyze.py shows it).
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(threads or current_app.config["SERVE_THREADS"]),
         "--graceful-timeout",
         "20",
         # A bulk decision over 50,000 comments takes tens of seconds on 2 cores.

@@ -107,8 +107,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "MODEL_MAX_TOKENS",
         256,
-        "Tokens per text the model reads; longer texts are "
-        "truncated (and say so in their reasons).",
+        "Tokens per window the model reads; longer texts are read in overlapping windows "
+        "(`MODEL_WINDOW_OVERLAP`, `MODEL_MAX_WINDOWS`).",
     ),
     Setting(
         "MODEL_PRECISION",
@@ -237,6 +237,64 @@ SETTINGS: tuple[Setting, ...] = (
         "SECRET_KEY",
         None,
         "Signs session cookies. Default: a random key kept in the instance folder.",
+    ),
+    Setting(
+        "ANALYZE_TIMEOUT_MS",
+        700,
+        "Deadline of a synchronous scoring request (Perspective, OpenAI and Coral faces): past "
+        "it the API answers 503 and the worker drops the request unscored. Coral gives up at "
+        "800 ms and publishes the comment unscored.",
+    ),
+    Setting(
+        "ANALYZE_GATHER_MS",
+        5,
+        "How long a worker that found a synchronous request waits for more, to score them "
+        "together in one forward pass.",
+    ),
+    Setting("ANALYZE_BATCH_MAX", 64, "Most texts a worker scores in one synchronous pass."),
+    Setting(
+        "ANALYZE_MAX_INPUTS",
+        32,
+        "Most texts in one synchronous request (OpenAI's `input` array); more answer 400.",
+    ),
+    Setting(
+        "ANALYZE_MAX_CHARS",
+        20000,
+        "Longest text a synchronous request may score, in characters; longer answers 400.",
+    ),
+    Setting(
+        "ANALYZE_REPLY_TTL_S",
+        5,
+        "How long a worker's answer waits in Redis for an API process that has gone.",
+    ),
+    Setting(
+        "SCORE_PASS_BUDGET_MS",
+        250,
+        "Longest backlog pass a worker plans (from its measured speed), so a synchronous "
+        "request waits behind at most one such pass; 0 plans by `SCORE_BATCH_MAX` alone.",
+    ),
+    Setting(
+        "MODEL_WINDOW_OVERLAP",
+        32,
+        "Tokens shared by consecutive windows when a text is longer than `MODEL_MAX_TOKENS`: "
+        "long texts are read whole in overlapping windows, each label scoring its maximum.",
+    ),
+    Setting(
+        "MODEL_MAX_WINDOWS",
+        16,
+        "Most windows read per text; a text longer still is scored on its first windows and "
+        "carries the reason `truncated`.",
+    ),
+    Setting(
+        "SERVE_THREADS",
+        16,
+        "Threads per gunicorn worker of `civility serve` (gthread): a request waiting for a "
+        "synchronous score holds a thread, never a whole process.",
+    ),
+    Setting(
+        "CORAL_SECRET_OVERLAP_S",
+        3600,
+        "After a Coral signing secret is replaced, how long the previous one still verifies.",
     ),
 )
 

@@ -67,6 +67,40 @@ WEBHOOK_DELIVERIES = Counter(
     ["result"],
 )
 
+ANALYZE_SECONDS = Histogram(
+    "civility_analyze_duration_seconds",
+    "Time a synchronous scoring request waited for its answer, by face and outcome.",
+    ["face", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 2.5),
+)
+ANALYZE_REQUESTS = Counter(
+    "civility_analyze_requests",
+    "Synchronous scoring requests, by face and outcome (scored, timeout, no_worker, error).",
+    ["face", "outcome"],
+)
+ANALYZE_TEXTS = Counter(
+    "civility_analyze_texts",
+    "Texts scored synchronously, by face and the model (name@version) that scored them.",
+    ["face", "model"],
+)
+ANALYZE_PASSES = Counter(
+    "civility_analyze_passes", "Scoring passes a worker made for synchronous requests."
+)
+ANALYZE_PASS_REQUESTS = Histogram(
+    "civility_analyze_pass_requests",
+    "Synchronous requests a worker answered in one pass (gathered for ANALYZE_GATHER_MS).",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
+ANALYZE_PASS_TEXTS = Histogram(
+    "civility_analyze_pass_texts",
+    "Texts a worker scored in one synchronous pass.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+ANALYZE_DROPPED = Counter(
+    "civility_analyze_dropped",
+    "Synchronous requests a worker dropped unscored (expired, late, malformed).",
+    ["reason"],
+)
 
 QUEUE_GAUGES = {
     "scoring_stream_length": "Messages in the scoring stream.",

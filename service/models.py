@@ -295,3 +295,36 @@ class WebhookAttempt(db.Model):
     error: Mapped[str | None] = mapped_column(sa.String(1000))
     response_excerpt: Mapped[str | None] = mapped_column(sa.String(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AnalyzeFeedback(db.Model):
+    """A label a site sent through Perspective's ``suggestscore`` (e.g. Coral's moderator
+    approve = 0, reject = 1): examples to calibrate thresholds from."""
+
+    __tablename__ = "analyze_feedback"
+    __table_args__ = (sa.Index("ix_analyze_feedback_site_created", "site_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    client_token: Mapped[str | None] = mapped_column(sa.String(200))
+    community_id: Mapped[str | None] = mapped_column(sa.String(200))
+    session_id: Mapped[str | None] = mapped_column(sa.String(200))
+    # Perspective attribute -> the suggested value, e.g. {"TOXICITY": 1.0}.
+    attributes: Mapped[dict[str, float]] = mapped_column(sa.JSON)
+    languages: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    text: Mapped[str | None] = mapped_column(sa.Text)  # None when the site sent doNotStore
+
+
+class CoralSecret(db.Model):
+    """A signing secret of Coral's external moderation phase, kept to verify its requests;
+    a replaced one verifies until ``expires_at``."""
+
+    __tablename__ = "coral_secret"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"), index=True)
+    # Plain, not hashed: an HMAC is checked with the secret itself.
+    secret: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -120,14 +120,44 @@ def test_batch_scores_map_back_to_their_texts(scorer: DetoxifyScorer) -> None:
         assert got == pytest.approx(alone, abs=1e-5)
 
 
-def test_long_text_is_truncated_and_flagged(scorer: DetoxifyScorer) -> None:
-    long_text = "the river near the mountain " * 20
+def test_long_text_is_read_whole_so_a_toxic_tail_counts(scorer: DetoxifyScorer) -> None:
+    head = "please read " * 40  # 80 tokens: windows of 16 overlapping by 7; it scores low
+    head_only = scorer.score([head])[0]["toxicity"]
+    # The tiny model's weights are random: take the tail that scores highest after the head.
+    # Cut at max_tokens, every one of these would score exactly as the head alone.
+    whole = {tail: scorer.score_detailed([head + tail])[0] for tail in TEXTS}
+    tail = max(whole, key=lambda t: whole[t].scores["toxicity"])
 
-    results = scorer.score_detailed(["nice", long_text])
+    assert whole[tail].truncated is False
+    assert whole[tail].scores["toxicity"] > head_only + 0.3
+
+
+def test_text_longer_than_max_windows_is_flagged_truncated(scorer: DetoxifyScorer) -> None:
+    results = scorer.score_detailed(["nice", "the river near the mountain " * 60])
 
     assert [result.truncated for result in results] == [False, True]
     assert results[1].scores is not None
-    assert results[1].scores == pytest.approx(scorer.score([long_text[:80]])[0], abs=1e-5)
+
+
+def test_time_budget_splits_passes_once_the_speed_is_measured(
+    tiny_checkpoint: tuple[Path, Path],
+) -> None:
+    checkpoint, config_dir = tiny_checkpoint
+    budgeted = load_scorer(
+        f"detoxify:{checkpoint}",
+        "none",
+        config_dir=config_dir,
+        max_batch=32,
+        max_tokens=16,
+        precision="fp32",
+        pass_budget_s=1e-9,  # smaller than any pass: one text per pass
+    )
+    texts = ["you are an idiot", "nice", "thanks for the great article"]
+    assert len(budgeted.plan(texts)) == 1  # nothing measured yet: by max_batch alone
+
+    budgeted.score(texts)
+
+    assert budgeted.seconds_per_token and len(budgeted.plan(texts)) == 3
 
 
 def test_text_the_tokenizer_rejects_fails_alone(scorer: DetoxifyScorer) -> None:

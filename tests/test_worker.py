@@ -465,3 +465,35 @@ def test_worker_falls_back_and_says_so_when_its_scorer_cannot_load(
     assert "falling back to profanity-check" in worker.log()
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0, worker.log()
+
+
+def test_long_comment_whose_tail_is_toxic_is_rejected_by_the_worker(
+    database_url, submit, start_worker, tiny_checkpoint, site
+):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("scoring does not depend on the database: one backend is enough")
+    from service.moderation.policy import LABELS
+    from workers.scorers import load_scorer
+
+    checkpoint, config_dir = tiny_checkpoint
+    scorer = load_scorer(f"detoxify:{checkpoint}", "none", config_dir=config_dir, max_tokens=16)
+    head = "please read " * 40  # the tiny model scores it low; 80 tokens, windows of 16
+    tails = ("I hate this and I hate you", "please read the comment again before you answer")
+    tail = max(tails, key=lambda t: scorer.score([head + t])[0]["toxicity"])
+    low, high = scorer.score([head])[0]["toxicity"], scorer.score([head + tail])[0]["toxicity"]
+    assert high > low + 0.3
+    row = db.session.get(Site, site.id)
+    row.hold_at = dict.fromkeys(LABELS)  # only toxicity decides, halfway between the two
+    row.reject_at = {**dict.fromkeys(LABELS), "toxicity": (low + high) / 2}
+    db.session.commit()
+    quiet, rude = submit_ids(submit, head, head + tail)
+
+    worker = start_worker("--burst", **detoxify_settings(tiny_checkpoint, MODEL_MAX_TOKENS=16))
+
+    assert worker.wait(60) == 0, worker.log()
+    rows = comments([quiet, rude])
+    assert rows[quiet].status == "approved"
+    assert rows[rude].status == "rejected"  # cut at 16 tokens, the tail would go unread
+    assert rows[rude].reasons[0]["code"] == "toxicity"
+    assert {"code": "truncated"} not in rows[rude].reasons
+    assert rows[rude].scores["toxicity"] == pytest.approx(high, abs=1e-3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,8 +23,9 @@ from workers.weights import (
 
 logger = logging.getLogger(__name__)
 
-# One tokenized text: its model inputs and whether it was cut at max_tokens.
-Encoded = tuple[dict[str, list[int]], bool]
+# One tokenized text: the model inputs of its windows (one unless the text is longer than
+# max_tokens) and whether windows past max_windows were left unread.
+Encoded = tuple[list[dict[str, list[int]]], bool]
 
 DETOXIFY_MODELS = ("original", "unbiased", "multilingual", "original-small", "unbiased-small")
 CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
@@ -123,8 +125,11 @@ class DetoxifyScorer(Scorer):
         max_batch: int = 32,
         max_tokens: int = 256,
         precision: str = "auto",
+        window_overlap: int = 32,
+        max_windows: int = 16,
+        pass_budget_s: float = 0.0,
     ) -> None:
-        if max_batch < 1 or max_tokens < 4:
+        if max_batch < 1 or max_tokens < 4 or max_windows < 1:
             raise ValueError(
                 f"detoxify: need max_batch >= 1 and max_tokens >= 4, not {max_batch}, {max_tokens}"
             )
@@ -187,6 +192,11 @@ class DetoxifyScorer(Scorer):
                 limit,
             )
         self.max_tokens = min(max_tokens, limit)
+        # Windows must advance: at most half a window is shared with the next.
+        self.window_overlap = max(0, min(window_overlap, (self.max_tokens - 2) // 2))
+        self.max_windows = max_windows
+        self.pass_budget_s = pass_budget_s
+        self.seconds_per_token: float | None = None  # measured, for planning by time budget
         self._model = precisions.reduce_precision(self._model, self.precision)
         self._device_type = device_type
         if self.precision != "fp32":
@@ -201,13 +211,24 @@ class DetoxifyScorer(Scorer):
         return ([rejected] if rejected else []) + self._passes(encoded)
 
     def _passes(self, encoded: Sequence[Encoded | str]) -> list[list[int]]:
-        """Tokenized texts in length order, cut into chunks of at most max_batch."""
+        """Tokenized texts in length order, cut into chunks of at most max_batch windows (and,
+        once the speed is measured, of at most pass_budget_s)."""
         ready = [index for index, item in enumerate(encoded) if isinstance(item, tuple)]
-        # Sorting by token count keeps the padding in each chunk small.
-        ready.sort(key=lambda index: len(encoded[index][0]["input_ids"]))
-        lengths = [len(encoded[index][0]["input_ids"]) for index in ready]
-        chunks = plan_chunks(lengths, self.max_batch, self.pass_overhead_tokens)
+        # Sorting by token count keeps the padding in each chunk small; a text's first
+        # window is its longest.
+        ready.sort(key=lambda index: len(encoded[index][0][0]["input_ids"]))
+        lengths = [len(encoded[index][0][0]["input_ids"]) for index in ready]
+        rows = [len(encoded[index][0]) for index in ready]
+        chunks = plan_chunks(
+            lengths, self.max_batch, self.pass_overhead_tokens, rows=rows, max_cost=self._budget()
+        )
         return [ready[start:end] for start, end in chunks]
+
+    def _budget(self) -> float | None:
+        """Padded tokens (plus the pass overhead) one pass may cost within pass_budget_s."""
+        if self.pass_budget_s <= 0 or not self.seconds_per_token:
+            return None
+        return self.pass_budget_s / self.seconds_per_token
 
     def score_detailed(self, texts: Sequence[str]) -> list[Scored]:
         """Score in length-sorted chunks of max_batch, one forward pass each, in input order."""
@@ -216,13 +237,22 @@ class DetoxifyScorer(Scorer):
             None if isinstance(item, tuple) else Scored(None, error=item) for item in encoded
         ]
         for chunk in self._passes(encoded):
-            outcomes = self._score_chunk([encoded[i][0] for i in chunk])
-            for index, outcome in zip(chunk, outcomes, strict=True):
+            # Every window of a text goes in its text's pass; the text scores each label's
+            # maximum over its windows (a toxic last paragraph counts as much as a first).
+            owners = [index for index in chunk for _ in encoded[index][0]]
+            windows = [window for index in chunk for window in encoded[index][0]]
+            outcomes = self._score_chunk(windows)
+            by_text: dict[int, list[list[float] | str]] = {}
+            for index, outcome in zip(owners, outcomes, strict=True):
+                by_text.setdefault(index, []).append(outcome)
+            for index, found in by_text.items():
                 truncated = encoded[index][1]
-                if isinstance(outcome, str):
-                    results[index] = Scored(None, truncated, outcome)
-                else:
-                    results[index] = Scored(dict(zip(self.labels, outcome, strict=True)), truncated)
+                errors = [outcome for outcome in found if isinstance(outcome, str)]
+                if errors:
+                    results[index] = Scored(None, truncated, errors[0])
+                    continue
+                maxima = [max(column) for column in zip(*found, strict=True)]
+                results[index] = Scored(dict(zip(self.labels, maxima, strict=True)), truncated)
         return [scored for scored in results if scored is not None]
 
     def _encode(self, texts: list[str]) -> Sequence[Encoded | str]:
@@ -240,18 +270,22 @@ class DetoxifyScorer(Scorer):
         return encoded
 
     def _tokenize(self, texts: list[str]) -> list[Encoded]:
+        """Each text in windows of max_tokens overlapping by window_overlap (the tokenizer's
+        own overflow with stride), at most max_windows of them."""
         if not texts:
             return []
-        batch = self._tokenizer(texts, truncation=True, max_length=self.max_tokens)
-        rows: list[Encoded] = []
-        for index in range(len(texts)):
-            features = {key: batch[key][index] for key in batch}
-            if batch.encodings:
-                truncated = bool(batch.encodings[index].overflowing)
-            else:  # a non-`tokenizers` backend does not report overflow
-                truncated = len(self._tokenizer(texts[index])["input_ids"]) > self.max_tokens
-            rows.append((features, truncated))
-        return rows
+        batch = self._tokenizer(
+            texts,
+            truncation=True,
+            max_length=self.max_tokens,
+            return_overflowing_tokens=True,
+            stride=self.window_overlap,
+        )
+        owners = batch.pop("overflow_to_sample_mapping", None) or list(range(len(texts)))
+        windows: list[list[dict[str, list[int]]]] = [[] for _ in texts]
+        for row, owner in enumerate(owners):
+            windows[owner].append({key: batch[key][row] for key in batch})
+        return [(found[: self.max_windows], len(found) > self.max_windows) for found in windows]
 
     def _score_chunk(self, features: list[dict[str, list[int]]]) -> list[list[float] | str]:
         """Probabilities per text; if the chunk fails, retry its texts one by one."""
@@ -274,10 +308,17 @@ class DetoxifyScorer(Scorer):
 
         from workers.precision import forward_context
 
+        started = time.perf_counter()
         inputs = self._tokenizer.pad(features, return_tensors="pt").to(self._model.device)
         with torch.inference_mode(), forward_context(self.precision, self._device_type):
             logits = self._model(**inputs)[0]
-        return torch.sigmoid(logits.float()).cpu().tolist()
+        probabilities = torch.sigmoid(logits.float()).cpu().tolist()
+        cost = inputs["input_ids"].numel() + self.pass_overhead_tokens
+        measured = (time.perf_counter() - started) / cost
+        # A moving average: one slow pass (the machine was busy) does not halve the next plan.
+        previous = self.seconds_per_token
+        self.seconds_per_token = measured if previous is None else 0.8 * previous + 0.2 * measured
+        return probabilities
 
 
 # A forward pass costs about as much as this many extra tokens, whatever its size.
@@ -292,20 +333,33 @@ def plan_chunks(
     lengths: Sequence[int],
     max_batch: int,
     pass_overhead_tokens: int = PASS_OVERHEAD_TOKENS["cpu-fp32"],
+    *,
+    rows: Sequence[int] | None = None,
+    max_cost: float | None = None,
 ) -> list[tuple[int, int]]:
-    """Split ascending token counts into chunks (start, end) of at most ``max_batch``,
+    """Split ascending token counts into chunks (start, end) of at most ``max_batch`` rows,
     minimising padded tokens plus a fixed cost per forward pass.
 
     Padding every text to the longest of a random batch can cost more than scoring
     one by one; cutting the sorted run where lengths jump avoids that. Dynamic
-    programming over contiguous chunks: O(len(lengths) * max_batch).
+    programming over contiguous chunks: O(len(lengths) * max_batch). ``rows`` counts
+    each text's windows (default one each); ``max_cost`` bounds a chunk's padded tokens
+    plus overhead (a time budget). A single text always makes a chunk, whatever it costs.
     """
     count = len(lengths)
+    rows = rows or [1] * count
     best = [0.0] + [math.inf] * count
     cut = [0] * (count + 1)
     for end in range(1, count + 1):
-        for start in range(max(0, end - max_batch), end):
-            cost = best[start] + (end - start) * lengths[end - 1] + pass_overhead_tokens
+        taken = 0
+        for start in range(end - 1, -1, -1):
+            taken += rows[start]
+            padded = taken * lengths[end - 1] + pass_overhead_tokens
+            if start < end - 1 and (
+                taken > max_batch or (max_cost is not None and padded > max_cost)
+            ):
+                break
+            cost = best[start] + padded
             if cost < best[end]:
                 best[end], cut[end] = cost, start
     chunks = []
@@ -326,6 +380,9 @@ def load_scorer(
     max_batch: int = 32,
     max_tokens: int = 256,
     precision: str = "auto",
+    window_overlap: int = 32,
+    max_windows: int = 16,
+    pass_budget_s: float = 0.0,
     log: logging.Logger | logging.LoggerAdapter | None = None,
 ) -> Scorer:
     """Build the scorer for `spec`; if it cannot load, log why and use `fallback` (none: raise)."""
@@ -340,6 +397,9 @@ def load_scorer(
         "max_batch": max_batch,
         "max_tokens": max_tokens,
         "precision": precision,
+        "window_overlap": window_overlap,
+        "max_windows": max_windows,
+        "pass_budget_s": pass_budget_s,
     }
     try:
         return _build(spec, **options)

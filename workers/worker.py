@@ -28,6 +28,7 @@ from service import metrics
 from service.extensions import db
 from service.redis_client import key
 from service.stream import score_stream
+from workers.analyze import Responder
 from workers.batch import Decider, Outcome, transient
 from workers.consumer import Consumer, Entry, comment_id_of
 from workers.heartbeat import Heartbeat
@@ -55,6 +56,9 @@ def load_configured_scorer(config: Mapping[str, Any]) -> tuple[Scorer, bool]:
         "max_batch": config["SCORE_BATCH_MAX"],
         "max_tokens": config["MODEL_MAX_TOKENS"],
         "precision": config["MODEL_PRECISION"],
+        "window_overlap": config["MODEL_WINDOW_OVERLAP"],
+        "max_windows": config["MODEL_MAX_WINDOWS"],
+        "pass_budget_s": config["SCORE_PASS_BUDGET_MS"] / 1000,
         "log": log,
     }
     try:
@@ -116,6 +120,7 @@ class Worker:
             self.sweeper_lock = key("sweeper")
             self.swept_prefix = key("swept")
             heartbeat_key = key("worker", self.consumer)
+            analyze_stream, analyzers_key = key("analyze"), key("analyzers")
         timeout = cfg["REDIS_TIMEOUT_S"]
         # Not the app's client: its socket timeout is shorter than a blocking XREADGROUP.
         self.redis = redis.Redis.from_url(
@@ -152,6 +157,18 @@ class Worker:
                 "window_max": self.queue.window_max,
             },
         )
+        self.analyze = Responder(
+            self.redis,
+            stream=analyze_stream,
+            ready_key=analyzers_key,
+            consumer=self.consumer,
+            scorer=scorer,
+            gather_ms=cfg["ANALYZE_GATHER_MS"],
+            batch_max=cfg["ANALYZE_BATCH_MAX"],
+            reply_ttl_s=cfg["ANALYZE_REPLY_TTL_S"],
+            live_s=3 * cfg["HEARTBEAT_S"],
+            claim_idle_ms=cfg["ANALYZE_TIMEOUT_MS"],
+        )
         self.stopping = False
         self._next_sweep = 0.0  # the first turn sweeps
 
@@ -184,6 +201,7 @@ class Worker:
                     # Recreate the group; the sweeper re-adds what was lost.
                     log.warning("stream %s: consumer group gone (%s); recreating", self.stream, exc)
                     self.queue.group_ready = False
+                    self.analyze.group_ready = False
                     self._next_sweep = 0.0
                 except redis.RedisError as exc:
                     delay = backoff.next()
@@ -195,6 +213,7 @@ class Worker:
                     )
                     self._sleep(delay)
         finally:
+            self.analyze.leave()
             self.heartbeat.stop()
             self.queue.leave()
         log.info(
@@ -206,13 +225,15 @@ class Worker:
         """One turn of the loop; True when a burst worker has nothing left to do."""
         if not self.queue.group_ready:
             self.queue.ensure_group()
+        self.analyze.serve()  # synchronous requests first: their callers are waiting
         entries: list[Entry] = []
         if self.queue.claim_due():
             entries, exhausted = self.queue.claim()
             if exhausted:
                 self._dead_letter(exhausted)
         if not entries:
-            entries = self.queue.read(self.block_ms)
+            entries = self.analyze.read_with(self.queue, self.block_ms)
+            self.analyze.serve()
         if entries:
             self.queue.in_hand = [entry_id for entry_id, _, _ in entries]
             try:
@@ -321,6 +342,7 @@ class Worker:
             self.queue.in_hand = [entry_id for entry_id, _, _ in waiting]
             if number:
                 self.queue.touch()  # the window's rest must not look idle to other workers
+                self.analyze.serve()  # a request waits behind one pass at most
             if not self._decide_pass(group, {cid: by_comment[cid] for cid in group}):
                 return
 

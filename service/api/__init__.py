@@ -1,5 +1,6 @@
 """HTTP API v1: one flask-smorest blueprint per resource."""
 
+from flask import Flask
 from flask_smorest import Api
 
 
@@ -19,3 +20,12 @@ def register_blueprints(api: Api) -> None:
 
     for module in (health, articles, comments, site, webhooks, queue, decisions, authors, stats):
         api.register_blueprint(module.blp)
+
+
+def register_dropins(app: Flask) -> None:
+    """Register the drop-in faces (Perspective, OpenAI, Coral): plain Flask blueprints, as
+    their contracts and error shapes are their vendors', outside Civility's OpenAPI."""
+    from service.api import coral, moderations, perspective
+
+    for module in (perspective, moderations, coral):
+        app.register_blueprint(module.blp)

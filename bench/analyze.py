@@ -1,0 +1,287 @@
+"""Synchronous scoring end to end: Perspective's comments:analyze under gunicorn, one worker.
+
+For each scorer (the BERT-base-shaped checkpoint, the cost of detoxify:original, and
+profanity-check), once idle and once while 1,000 comments are being scored from the
+backlog: Coral's exact request offered at 1, 5 and 20 requests/s (open loop), then at
+saturation (closed loop, 16 callers). Reports p50/p99/max latency, answered/s, 503s,
+and the latency of public reads made meanwhile (the API must stay fast while analyze
+calls wait). Saturation throughput is compared with the raw batched scorer in the same
+run. Prints a table, writes bench/results/analyze.json, draws docs/bench-analyze.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (
+    DOCS,
+    Civility,
+    comment_texts,
+    loadavg,
+    percentile,
+    pyplot,
+    run_record,
+    wait_until,
+    write_result,
+)
+
+CACHE = Path(os.environ.get("CIVILITY_BENCH_CACHE", Path(tempfile.gettempdir()) / "civility-bench"))
+SATURATION_CALLERS = 16
+
+
+def coral_call(text: str) -> dict:
+    """The body Coral's Perspective service sends."""
+    return {
+        "comment": {"text": text},
+        "doNotStore": True,
+        "requestedAttributes": {"TOXICITY": {}},
+        "languages": ["en"],
+    }
+
+
+def offer(url: str, key: str, texts: list[str], rate: float | None, duration: float) -> dict:
+    """Offer analyze calls at ``rate``/s (None: closed loop at saturation) for ``duration``;
+    public reads run meanwhile. Latencies in ms."""
+    import httpx
+
+    latencies: list[float] = []
+    statuses: list[int] = []
+    reads: list[float] = []
+    stop = threading.Event()
+    lock = threading.Lock()
+    client = httpx.Client(timeout=5, limits=httpx.Limits(max_connections=200))
+    analyze_url = f"{url}/v1alpha1/comments:analyze?key={key}"
+
+    def one(n: int) -> None:
+        started = time.perf_counter()
+        try:
+            status = client.post(analyze_url, json=coral_call(texts[n % len(texts)])).status_code
+        except httpx.HTTPError:
+            status = 0
+        with lock:
+            latencies.append((time.perf_counter() - started) * 1000)
+            statuses.append(status)
+
+    def reader() -> None:
+        while not stop.is_set():
+            started = time.perf_counter()
+            # A read that failed is counted at the time it took: it was not fast.
+            with contextlib.suppress(httpx.HTTPError):
+                client.get(f"{url}/v1/articles/bench/comments")
+            reads.append((time.perf_counter() - started) * 1000)
+            stop.wait(0.05)
+
+    side = threading.Thread(target=reader)
+    side.start()
+    began = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        if rate is None:
+
+            def caller(first: int) -> None:
+                n = first
+                while time.perf_counter() - began < duration:
+                    one(n)
+                    n += SATURATION_CALLERS
+
+            for c in range(SATURATION_CALLERS):
+                pool.submit(caller, c)
+        else:
+            for n in range(int(rate * duration)):
+                delay = began + n / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                pool.submit(one, n)
+    elapsed = time.perf_counter() - began
+    stop.set()
+    side.join()
+    client.close()
+    ok = [lat for lat, status in zip(latencies, statuses, strict=True) if status == 200]
+    return {
+        "offered_per_s": rate,
+        "requests": len(statuses),
+        "answered": len(ok),
+        "unavailable": sum(s == 503 for s in statuses),
+        "errors": sum(s not in (200, 503) for s in statuses),
+        "answered_per_s": len(ok) / elapsed,
+        "p50_ms": percentile(ok, 50),
+        "p99_ms": percentile(ok, 99),
+        "max_ms": max(ok, default=0.0),
+        "read_p50_ms": percentile(reads, 50),
+        "read_p99_ms": percentile(reads, 99),
+    }
+
+
+def raw_rate(spec: str, config_dir: str | None, texts: list[str], threads: int) -> float:
+    """Texts/s of the scorer itself, batched as the saturated worker batches them."""
+    import torch
+
+    from workers.scorers import load_scorer
+
+    if threads:
+        torch.set_num_threads(threads)
+    scorer = load_scorer(spec, "none", config_dir=config_dir, max_tokens=256)
+    batch = SATURATION_CALLERS
+    scorer.score(texts[:batch])  # warm up
+    began = time.perf_counter()
+    done = 0
+    while time.perf_counter() - began < 10 and done < len(texts):
+        scorer.score(texts[done : done + batch])
+        done += batch
+    return done / (time.perf_counter() - began)
+
+
+def backlog(civility: Civility, texts: list[str]) -> None:
+    """Submit comments for the worker's backlog (ingest is fast: 202 and an XADD)."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {civility.site_key}"}
+    with httpx.Client(timeout=10) as client, ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda n: client.post(
+                    f"{civility.url}/v1/articles/bench/comments",
+                    json={"body": texts[n], "author": {"id": f"r{n % 50}"}},
+                    headers=headers,
+                ),
+                range(len(texts)),
+            )
+        )
+
+
+def run_scorer(name: str, spec: str, config_dir: str | None, args, texts) -> list[dict]:
+    import redis
+
+    threads = args.model_threads
+    raw = raw_rate(spec, config_dir, texts, threads)
+    print(f"{name}: raw batched scorer {raw:.1f} texts/s", flush=True)
+    civility = Civility("sqlite", RATELIMIT_ENABLED="false")
+    rows = []
+    try:
+        civility.serve(workers=2)
+        env = {
+            "CIVILITY_SCORER": spec,
+            "CIVILITY_SCORER_FALLBACK": "none",
+            "CIVILITY_MODEL_THREADS": str(threads),
+            "CIVILITY_HEARTBEAT_S": "1",
+        }
+        if config_dir:
+            env["CIVILITY_MODEL_CONFIG_DIR"] = config_dir
+        civility.start("worker", "worker", **env)
+        client = redis.Redis.from_url(civility.redis_url)
+        wait_until(lambda: client.zcard(f"{civility.prefix}:analyzers"), 240, "the worker")
+        backlog(civility, ["The first comment: the article the reads list exists."])
+        for phase in ("idle", "backlog"):
+            if phase == "backlog":
+                backlog(civility, comment_texts(args.backlog, seed=11))
+            for rate in [*args.rates, None]:
+                row = offer(civility.url, civility.site_key, texts, rate, args.duration)
+                row.update(
+                    scorer=name,
+                    phase=phase,
+                    raw_per_s=raw,
+                    backlog_left=client.xlen(f"{civility.prefix}:score"),
+                )
+                offered = "saturation" if rate is None else f"{rate:g}/s"
+                print(
+                    f"  {name} {phase:<7} {offered:>10}: p50 {row['p50_ms']:.0f} ms, p99 "
+                    f"{row['p99_ms']:.0f} ms, {row['answered_per_s']:.1f}/s answered, "
+                    f"{row['unavailable']} 503, reads p99 {row['read_p99_ms']:.0f} ms, "
+                    f"backlog left {row['backlog_left']}",
+                    flush=True,
+                )
+                rows.append(row)
+    finally:
+        civility.close()
+    return rows
+
+
+def plot(rows: list[dict]) -> None:
+    plt = pyplot()
+    fig, axis = plt.subplots(figsize=(8, 4.5))
+    for scorer in dict.fromkeys(r["scorer"] for r in rows):
+        for phase, style in (("idle", "-"), ("backlog", "--")):
+            mine = [r for r in rows if (r["scorer"], r["phase"]) == (scorer, phase)]
+            offered = [r for r in mine if r["offered_per_s"] is not None]
+            x = [r["offered_per_s"] for r in offered]
+            axis.plot(
+                x,
+                [r["p99_ms"] for r in offered],
+                style,
+                marker="o",
+                label=f"{scorer}, {phase}, p99",
+            )
+            axis.plot(
+                x,
+                [r["p50_ms"] for r in offered],
+                style,
+                marker=".",
+                alpha=0.5,
+                label=f"{scorer}, {phase}, p50",
+            )
+    axis.axhline(800, color="red", linewidth=0.8)
+    axis.text(1, 820, "Coral gives up (800 ms)", color="red", fontsize=8)
+    axis.set_xscale("log")
+    axis.set_xlabel("offered analyze requests per second")
+    axis.set_ylabel("latency (ms)")
+    axis.set_title("comments:analyze end to end, one worker")
+    axis.legend(fontsize=7)
+    fig.tight_layout()
+    DOCS.mkdir(exist_ok=True)
+    fig.savefig(DOCS / "bench-analyze.png", dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="1,5,20", help="offered analyze requests per second")
+    parser.add_argument("--duration", type=float, default=15, help="seconds per rate")
+    parser.add_argument("--backlog", type=int, default=1000, help="comments in the backlog")
+    parser.add_argument("--model-threads", type=int, default=0, help="CIVILITY_MODEL_THREADS")
+    parser.add_argument("--scorers", default="bert-base,profanity-check")
+    parser.add_argument("--quick", action="store_true", help="5 s per rate, 200 comments")
+    args = parser.parse_args()
+    if args.quick:
+        args.duration, args.backlog = 5, 200
+    args.rates = [float(r) for r in args.rates.split(",")]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    texts = comment_texts(2000)
+    started, load_start = time.time(), loadavg()
+    rows = []
+    for name in args.scorers.split(","):
+        if name == "bert-base":
+            from tests.checkpoints import build_bert_base_checkpoint
+
+            checkpoint, config_dir = build_bert_base_checkpoint(CACHE)
+            rows += run_scorer(name, f"detoxify:{checkpoint}", str(config_dir), args, texts)
+        else:
+            rows += run_scorer(name, name, None, args, texts)
+    lines = [
+        "| scorer | backlog | offered | answered/s | p50 ms | p99 ms | max ms | 503s | "
+        "reads p99 ms | saturation ÷ raw scorer |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        offered = "saturation" if r["offered_per_s"] is None else f"{r['offered_per_s']:g}/s"
+        ratio = f"{r['answered_per_s'] / r['raw_per_s']:.2f}" if r["offered_per_s"] is None else ""
+        lines.append(
+            f"| {r['scorer']} | {r['phase']} | {offered} | {r['answered_per_s']:.1f} | "
+            f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['max_ms']:.0f} | {r['unavailable']} | "
+            f"{r['read_p99_ms']:.0f} | {ratio} |"
+        )
+    print("\n" + "\n".join(lines))
+    result = {**run_record("analyze.py", started, load_start), "rows": rows, "tables": lines}
+    print(f"\nload average: start {load_start}, end {result['loadavg_end']}")
+    plot(rows)
+    write_result("analyze", result)
+
+
+if __name__ == "__main__":
+    main()

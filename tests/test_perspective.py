@@ -1,0 +1,424 @@
+"""Perspective's face over real HTTP, answered by real workers through Redis (request/reply)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import sqlalchemy as sa
+
+from service.extensions import db
+from service.models import AnalyzeFeedback
+from tests import analyze_helpers
+from tests.analyze_helpers import detoxify_settings, release_database
+from tests.worker_helpers import comments, decided, rows_locked, wait_for
+
+live_server = analyze_helpers.live_server
+start_worker = analyze_helpers.start_worker
+tiny_checkpoint = analyze_helpers.tiny_checkpoint
+
+# Coral's call, as its Perspective service makes it: only TOXICITY, the tenant's locale,
+# the key in the query string, 800 ms before it gives up.
+CORAL_TIMEOUT_S = 0.8
+
+
+def coral_body(text: str, language: str = "en", do_not_store: bool = True) -> dict[str, Any]:
+    return {
+        "comment": {"text": text},
+        "doNotStore": do_not_store,
+        "requestedAttributes": {"TOXICITY": {}},
+        "languages": [language],
+    }
+
+
+def analyze(
+    base: str, body: Any, key: str | None, release: bool = True, **options: Any
+) -> httpx.Response:
+    if release:
+        release_database()
+    params = {"key": key} if key else {}
+    return httpx.post(
+        f"{base}/v1alpha1/comments:analyze",
+        params=params,
+        json=body,
+        timeout=options.pop("timeout", 10),
+        **options,
+    )
+
+
+def assert_perspective_error(answer: httpx.Response, code: int, status: str, *words: str) -> None:
+    assert answer.status_code == code, answer.text
+    error = answer.json()["error"]
+    assert set(error) == {"code", "message", "status"}
+    assert (error["code"], error["status"]) == (code, status)
+    for word in words:
+        assert word in error["message"]
+
+
+@pytest.fixture
+def analyze_stream(redis_server: redis.Redis, redis_prefix: str):
+    """The analyze stream's length and its group's pending count."""
+
+    class Stream:
+        name = f"{redis_prefix}:analyze"
+
+        @staticmethod
+        def length() -> int:
+            return redis_server.xlen(Stream.name)
+
+        @staticmethod
+        def pending() -> int:
+            try:
+                return redis_server.xpending(Stream.name, "scorers")["pending"]
+            except redis.ResponseError:
+                return 0
+
+    return Stream
+
+
+def test_coral_call_is_scored_by_a_detoxify_worker_in_perspective_shape(
+    database_url, live_server, site, start_worker, tiny_checkpoint, redis_server, redis_prefix
+):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("scoring does not depend on the database: one backend is enough")
+    worker = start_worker(**detoxify_settings(tiny_checkpoint))
+
+    answer = analyze(
+        live_server, coral_body("You are an idiot."), site.site, timeout=CORAL_TIMEOUT_S
+    )
+
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    summary = body["attributeScores"]["TOXICITY"]["summaryScore"]
+    assert summary["type"] == "PROBABILITY" and 0 <= summary["value"] <= 1
+    assert set(body["attributeScores"]) == {"TOXICITY"}
+    assert body["languages"] == ["en"]
+    assert "clientToken" not in body
+    assert "analyze pass: 1 requests, 1 texts" in worker.log()
+    # The same text scored by the comment path gets the same score: one model, one scorer.
+    from workers.scorers import load_scorer
+
+    checkpoint, config_dir = tiny_checkpoint
+    scorer = load_scorer(f"detoxify:{checkpoint}", "none", config_dir=config_dir)
+    assert summary["value"] == pytest.approx(scorer.score(["You are an idiot."])[0]["toxicity"])
+
+
+def test_every_attribute_threshold_span_and_client_token(
+    database_url, live_server, site, start_worker, tiny_checkpoint
+):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("scoring does not depend on the database: one backend is enough")
+    start_worker(**detoxify_settings(tiny_checkpoint))
+    text = "Thanks for the article. You are an idiot! Read it again."
+    attributes = ["TOXICITY", "SEVERE_TOXICITY", "IDENTITY_ATTACK", "INSULT", "PROFANITY", "THREAT"]
+    body = {
+        "comment": {"text": text, "type": "PLAIN_TEXT"},
+        "requestedAttributes": {name: {"scoreType": "PROBABILITY"} for name in attributes},
+        "spanAnnotations": True,
+        "clientToken": "coral-123",
+        "sessionId": "s-1",
+        "context": {"entries": [{"text": "the article"}]},
+    }
+
+    answer = analyze(live_server, body, None, headers={"X-Goog-Api-Key": site.site})
+
+    assert answer.status_code == 200, answer.text
+    scored = answer.json()
+    assert scored["clientToken"] == "coral-123"
+    assert set(scored["attributeScores"]) == set(attributes)
+    spans = scored["attributeScores"]["INSULT"]["spanScores"]
+    assert [text[s["begin"] : s["end"]] for s in spans] == [
+        "Thanks for the article.",
+        "You are an idiot!",
+        "Read it again.",
+    ]
+    assert all(s["score"]["type"] == "PROBABILITY" for s in spans)
+    values = {name: scored["attributeScores"][name]["summaryScore"]["value"] for name in attributes}
+
+    # scoreThreshold leaves out the attributes below it, as Perspective does.
+    cut = sorted(values.values())[2]
+    body = {
+        "comment": {"text": text},
+        "requestedAttributes": {name: {"scoreThreshold": cut} for name in attributes},
+    }
+    kept = analyze(live_server, body, None, headers={"Authorization": f"Bearer {site.site}"})
+    assert kept.status_code == 200, kept.text
+    assert set(kept.json()["attributeScores"]) == {n for n, v in values.items() if v >= cut}
+
+
+def test_a_language_the_model_was_not_trained_on_is_scored_and_says_so(
+    database_url, live_server, site, start_worker, tiny_checkpoint
+):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("scoring does not depend on the database: one backend is enough")
+    start_worker(**detoxify_settings(tiny_checkpoint))
+
+    answer = analyze(live_server, coral_body("Du bist ein Idiot.", "de"), site.site)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["languages"] == ["en"]  # read as English: the model knows no German
+
+
+def test_bad_requests_answer_400_in_perspective_shape_naming_the_problem(
+    database_url, live_server, site, start_worker, tiny_checkpoint, app
+):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("scoring does not depend on the database: one backend is enough")
+    start_worker(**detoxify_settings(tiny_checkpoint))
+    key = site.site
+    cases = [
+        ({"comment": {"text": "hi"}, "requestedAttributes": {"FLIRTATION": {}}}, "FLIRTATION"),
+        # The tiny checkpoint is shaped like detoxify:original: no sexual_explicit label.
+        (
+            {"comment": {"text": "hi"}, "requestedAttributes": {"SEXUALLY_EXPLICIT": {}}},
+            "SEXUALLY_EXPLICIT",
+        ),
+        ({"comment": {"text": "   "}, "requestedAttributes": {"TOXICITY": {}}}, "non-empty"),
+        ({"comment": {"text": "x" * 20001}, "requestedAttributes": {"TOXICITY": {}}}, "too long"),
+        ({"requestedAttributes": {"TOXICITY": {}}}, "comment"),
+        ({"comment": {"text": "hi"}}, "requestedAttributes"),
+        ({"comment": {"text": "hi"}, "requestedAttributes": {}}, "requestedAttributes"),
+        (
+            {"comment": {"text": "hi"}, "requestedAttributes": {"TOXICITY": {"scoreThreshold": 2}}},
+            "scoreThreshold",
+        ),
+        ({"comment": {"text": "hi"}, "requestedAttributes": {"TOXICITY": {}}, "x": 1}, '"x"'),
+        (["not", "an", "object"], "JSON"),
+    ]
+    for body, word in cases:
+        assert_perspective_error(analyze(live_server, body, key), 400, "INVALID_ARGUMENT", word)
+    release_database()
+    broken = httpx.post(
+        f"{live_server}/v1alpha1/comments:analyze?key={key}",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert_perspective_error(broken, 400, "INVALID_ARGUMENT", "JSON")
+
+
+def test_missing_or_wrong_key_answers_in_perspective_shape(live_server, site):
+    body = coral_body("hello")
+
+    assert_perspective_error(analyze(live_server, body, None), 403, "PERMISSION_DENIED", "key")
+    assert_perspective_error(
+        analyze(live_server, body, "civ_not-a-real-key"), 400, "INVALID_ARGUMENT", "API key"
+    )
+
+
+def test_no_live_worker_answers_503_at_once_and_leaves_nothing(
+    live_server, site, analyze_stream, redis_server, redis_prefix
+):
+    started = time.monotonic()
+    answer = analyze(live_server, coral_body("hello"), site.site)
+
+    assert_perspective_error(answer, 503, "UNAVAILABLE", "worker")
+    assert time.monotonic() - started < 0.5  # no waiting for a deadline nobody can meet
+    assert analyze_stream.length() == 0
+
+
+@pytest.fixture
+def rate_limited(config: dict[str, Any]) -> None:
+    """Rate limits on (they are bound when the app is made, so before it)."""
+    config.update(RATELIMIT_ENABLED=True, RATELIMIT_PER_KEY="2 per minute")
+
+
+def test_per_key_rate_limit_answers_429_in_perspective_shape_with_retry_after(
+    rate_limited, make_site, live_server
+):
+    keys = make_site()
+
+    first = [analyze(live_server, coral_body("hello"), keys.site) for _ in range(2)]
+    third = analyze(live_server, coral_body("hello"), keys.site)
+
+    assert [a.status_code for a in first] == [503, 503]  # counted, then no worker to answer
+    assert_perspective_error(third, 429, "RESOURCE_EXHAUSTED", "Rate limit")
+    assert int(third.headers["Retry-After"]) >= 1
+
+
+@pytest.fixture
+def long_key_cache(config: dict[str, Any]) -> None:
+    """Keys stay verified for the whole test (the API must not need a locked database)."""
+    config["API_KEY_CACHE_S"] = 600.0
+
+
+def test_deadline_passes_while_the_worker_is_busy_503_and_the_request_is_never_scored(
+    long_key_cache,
+    live_server,
+    site,
+    submit,
+    start_worker,
+    tiny_checkpoint,
+    analyze_stream,
+    redis_server,
+    redis_prefix,
+):
+    ids = [submit(body="A comment for the backlog.").get_json()["id"]]
+    # Warm the key cache (no worker yet: a 503), so the API needs no database below.
+    assert analyze(live_server, coral_body("warm up"), site.site).status_code == 503
+    with rows_locked(ids):  # the worker gets stuck deciding its pass while the request waits
+        worker = start_worker(**detoxify_settings(tiny_checkpoint))
+        wait_for(lambda: _read_once(redis_server, redis_prefix), "the comment read", worker)
+        time.sleep(1.0)  # scored by now, waiting for the lock
+        started = time.monotonic()
+        answer = analyze(live_server, coral_body("Are you there?"), site.site, release=False)
+        waited = time.monotonic() - started
+    assert_perspective_error(answer, 503, "UNAVAILABLE", "700 ms")
+    assert 0.6 < waited < 1.5
+    wait_for(lambda: decided(ids), "the backlog decided", worker)
+    time.sleep(0.5)  # a turn of the loop after the pass: the request would be answered now
+    assert "analyze pass" not in worker.log()  # the caller had gone: never scored
+    assert analyze_stream.length() == 0
+    assert not list(redis_server.scan_iter(f"{redis_prefix}:reply:*"))
+
+
+def _read_once(redis_server: redis.Redis, redis_prefix: str) -> bool:
+    """True once the worker has read the comment's message (it is pending in the group)."""
+    try:
+        return redis_server.xpending(f"{redis_prefix}:score", "scorers")["pending"] > 0
+    except redis.ResponseError:
+        return False
+
+
+def test_do_not_store_leaves_no_trace(
+    live_server, site, start_worker, tiny_checkpoint, redis_server, redis_prefix, caplog, app
+):
+    worker = start_worker(**detoxify_settings(tiny_checkpoint))
+    secret = "my very private sentence about the river"
+
+    answer = analyze(live_server, coral_body(secret, do_not_store=True), site.site)
+
+    assert answer.status_code == 200, answer.text
+    for name in redis_server.scan_iter(f"{redis_prefix}:*"):
+        kind = redis_server.type(name)
+        dumped = (
+            json.dumps(redis_server.xrange(name))
+            if kind == "stream"
+            else json.dumps(redis_server.dump(name).decode("latin-1"))
+        )
+        assert "river" not in dumped, name
+    assert not list(redis_server.scan_iter(f"{redis_prefix}:reply:*"))
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(AnalyzeFeedback)) == 0
+    db.session.rollback()
+    assert "river" not in worker.log()
+    assert "river" not in caplog.text
+
+
+def test_concurrent_requests_are_scored_in_one_pass(
+    database_url, live_server, site, start_worker, tiny_checkpoint
+):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("scoring does not depend on the database: one backend is enough")
+    from tests.analyze_helpers import free_port
+
+    port = free_port()
+    start_worker(**detoxify_settings(tiny_checkpoint, ANALYZE_GATHER_MS=500, METRICS_PORT=port))
+    barrier = threading.Barrier(4)
+    answers: list[httpx.Response] = []
+
+    def call(n: int) -> None:
+        barrier.wait()
+        body = coral_body(f"comment number {n}")
+        answers.append(analyze(live_server, body, site.site, release=False))
+
+    release_database()
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    scraped = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    samples = dict(
+        line.rsplit(" ", 1) for line in scraped.splitlines() if line and not line.startswith("#")
+    )
+    assert float(samples["civility_analyze_passes_total"]) == 1
+    assert float(samples["civility_analyze_pass_requests_sum"]) == 4
+    assert float(samples["civility_analyze_pass_texts_sum"]) == 4
+
+
+def test_worker_killed_mid_request_loses_only_that_answer(
+    live_server,
+    site,
+    submit,
+    start_worker,
+    tiny_checkpoint,
+    analyze_stream,
+    app,
+    redis_server,
+    redis_prefix,
+):
+    app.config["ANALYZE_TIMEOUT_MS"] = 2500
+    settings = detoxify_settings(tiny_checkpoint, ANALYZE_TIMEOUT_MS=2500)
+    first = start_worker(**settings, ANALYZE_GATHER_MS=2000)
+    answers: list[httpx.Response] = []
+    release_database()
+    caller = threading.Thread(
+        target=lambda: answers.append(
+            analyze(live_server, coral_body("first"), site.site, release=False)
+        )
+    )
+    caller.start()
+    wait_for(lambda: analyze_stream.pending() == 1, "the worker holding the request", first)
+    first.signal(signal.SIGKILL)
+    caller.join(10)
+    # Its announcement runs out (three beats) before the next worker is counted on.
+    wait_for(
+        lambda: not redis_server.zcount(f"{redis_prefix}:analyzers", time.time(), "+inf"),
+        "the dead worker no longer counted",
+    )
+
+    assert_perspective_error(answers[0], 503, "UNAVAILABLE")
+    second = start_worker(**settings)
+    again = analyze(live_server, coral_body("second"), site.site)
+    assert again.status_code == 200, again.text
+    ids = [submit(body="Still decided.").get_json()["id"]]
+    wait_for(lambda: decided(ids), "the comment decided", second)
+    assert comments(ids)[ids[0]].model.startswith("detoxify-tiny@")
+    # The dead worker's entry is cleared from the group, not redelivered.
+    wait_for(lambda: analyze_stream.pending() == 0, "the abandoned entry cleared", second)
+    assert analyze_stream.length() == 0
+
+
+def test_suggestscore_stores_the_label_per_site_and_honours_do_not_store(live_server, site):
+    base = f"{live_server}/v1alpha1/comments:suggestscore"
+    coral = {
+        "comment": {"text": "a rejected comment"},
+        "attributeScores": {"TOXICITY": {"summaryScore": {"value": 1}}},
+        "languages": ["en"],
+        "communityId": "Example News",
+        "clientToken": "comment-42",
+        "doNotStore": False,
+    }
+
+    release_database()
+    stored = httpx.post(base, params={"key": site.site}, json=coral)
+    private = httpx.post(
+        base, params={"key": site.site}, json={**coral, "doNotStore": True, "clientToken": "c-43"}
+    )
+    unknown = httpx.post(
+        base,
+        params={"key": site.site},
+        json={**coral, "attributeScores": {"SPAM": {"summaryScore": {"value": 1}}}},
+    )
+
+    assert (stored.status_code, stored.json()) == (200, {"clientToken": "comment-42"})
+    assert (private.status_code, private.json()) == (200, {"clientToken": "c-43"})
+    assert_perspective_error(unknown, 400, "INVALID_ARGUMENT", "SPAM")
+    rows = db.session.scalars(
+        sa.select(AnalyzeFeedback)
+        .where(AnalyzeFeedback.site_id == site.id)
+        .order_by(AnalyzeFeedback.created_at, AnalyzeFeedback.id)
+    ).all()
+    assert [(r.client_token, r.attributes, r.text) for r in rows] == [
+        ("comment-42", {"TOXICITY": 1.0}, "a rejected comment"),
+        ("c-43", {"TOXICITY": 1.0}, None),
+    ]
+    assert rows[0].community_id == "Example News" and rows[0].languages == ["en"]
+    db.session.rollback()

@@ -1,0 +1,253 @@
+"""The worker's side of synchronous scoring: answer requests on ``{prefix}:analyze`` ahead of
+the comment backlog (DESIGN.md, Synchronous scoring).
+
+A request is ``{id, texts, deadline, reply}``. The worker gathers what arrives within
+ANALYZE_GATHER_MS into one scoring call, drops requests whose deadline has passed
+(their caller has answered 503 and gone), RPUSHes each answer to its reply key with a
+short TTL, then acks and deletes the entries: nothing of a text stays in Redis.
+Entries are never retried: a worker killed mid-request loses that request's answer
+only, and the entry left pending is cleared by the next worker's claim.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import redis
+
+from service import metrics
+from service.stream import GROUP
+from workers.consumer import Consumer, Entry
+from workers.scorers import Scorer
+
+log = logging.getLogger(__name__)
+
+CLAIM_EVERY_S = 5.0  # how often pending entries of dead workers are looked for
+
+
+def parse_request(fields: dict[str, str] | None) -> tuple[str, list[str], float, str] | None:
+    """(id, texts, deadline, reply key) of a request entry; None when it is malformed."""
+    if not fields:
+        return None
+    try:
+        texts = json.loads(fields["texts"])
+        deadline = float(fields["deadline"])
+        request_id, reply = fields["id"], fields["reply"]
+    except (KeyError, ValueError, TypeError):
+        return None
+    if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
+        return None
+    return request_id, texts, deadline, reply
+
+
+class Responder:
+    """One worker's membership of the analyze stream's group, and the passes it scores."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        stream: str,
+        ready_key: str,
+        consumer: str,
+        scorer: Scorer,
+        gather_ms: int,
+        batch_max: int,
+        reply_ttl_s: int,
+        live_s: float,
+        claim_idle_ms: int,
+    ) -> None:
+        self.redis = client
+        self.stream = stream
+        self.ready_key = ready_key
+        self.consumer = consumer
+        self.scorer = scorer
+        self.gather_s = gather_ms / 1000
+        self.batch_max = batch_max
+        self.reply_ttl_s = max(1, reply_ttl_s)
+        self.live_s = live_s
+        self.claim_idle_ms = claim_idle_ms
+        self.group_ready = False
+        self.inbox: list[Entry] = []
+        self.passes = 0
+        self.answered = 0
+        self._next_ready = 0.0
+        self._next_claim = 0.0
+
+    def ensure_group(self) -> None:
+        """The group on the analyze stream; only new requests matter (``$``)."""
+        try:
+            self.redis.xgroup_create(self.stream, GROUP, id="$", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self.group_ready = True
+
+    def announce(self) -> None:
+        """Say this worker answers synchronous requests: a member of ``{prefix}:analyzers``
+        scored with the time it stops counting (the API answers 503 at once without one)."""
+        now = time.time()
+        if now < self._next_ready:
+            return
+        self._next_ready = now + self.live_s / 3
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(self.ready_key, {self.consumer: now + self.live_s})
+        pipe.zremrangebyscore(self.ready_key, "-inf", now)
+        pipe.execute()
+
+    def leave(self) -> None:
+        """A clean stop: no API process should count on this worker any more."""
+        try:
+            self.redis.zrem(self.ready_key, self.consumer)
+        except redis.RedisError as exc:
+            log.warning("analyze: %s not removed from %s (%s)", self.consumer, self.ready_key, exc)
+
+    def read_with(self, queue: Consumer, block_ms: int) -> list[Entry]:
+        """One blocking read of both streams, so a request wakes an idle worker at once; the
+        requests go to the inbox, the comment messages are returned."""
+        answer = self.redis.xreadgroup(
+            GROUP,
+            queue.name,
+            {self.stream: ">", queue.stream: ">"},
+            count=queue.window(),
+            block=block_ms,
+        )
+        if isinstance(answer, dict):  # RESP3
+            answer = list(answer.items())
+        comments: list[Entry] = []
+        for stream, messages in answer or []:
+            found = [(entry_id, fields, 1) for entry_id, fields in messages]
+            (self.inbox if stream == self.stream else comments).extend(found)
+        return comments
+
+    def serve(self) -> int:
+        """Answer every request waiting now (and what arrives while gathering); how many."""
+        if not self.group_ready:
+            self.ensure_group()
+        self.announce()
+        self._claim_abandoned()
+        answered = 0
+        while True:
+            # No BLOCK here (None): a BLOCK of 0 would wait forever.
+            entries, self.inbox = self.inbox + self._read(None), []
+            if not entries:
+                return answered
+            entries += self._gather(entries)
+            answered += self._answer(entries)
+
+    def _read(self, block_ms: int | None, count: int | None = None) -> list[Entry]:
+        answer = self.redis.xreadgroup(
+            GROUP, self.consumer, {self.stream: ">"}, count=count or self.batch_max, block=block_ms
+        )
+        if isinstance(answer, dict):
+            answer = list(answer.items())
+        return [
+            (entry_id, fields, 1) for _, messages in answer or [] for entry_id, fields in messages
+        ]
+
+    def _gather(self, entries: list[Entry]) -> list[Entry]:
+        """More requests for the same pass, for up to gather_ms (never past a deadline)."""
+        more: list[Entry] = []
+        deadlines = [parsed[2] for e in entries if (parsed := parse_request(e[1]))]
+        until = min([time.time() + self.gather_s, *deadlines])
+        texts = sum(len(parsed[1]) for e in entries if (parsed := parse_request(e[1])))
+        while texts < self.batch_max and (left_ms := int((until - time.time()) * 1000)) > 0:
+            found = self._read(left_ms, self.batch_max - texts)
+            if not found:
+                break
+            more += found
+            texts += sum(len(parsed[1]) for e in found if (parsed := parse_request(e[1])))
+        return more
+
+    def _answer(self, entries: list[Entry]) -> int:
+        """Score the live requests in one call, reply to each, then ack and delete all."""
+        started = time.perf_counter()
+        now = time.time()
+        live: list[tuple[str, list[str], float, str]] = []
+        expired = malformed = 0
+        for _, fields, _ in entries:
+            parsed = parse_request(fields)
+            if parsed is None:
+                malformed += fields is not None
+            elif parsed[2] <= now:
+                expired += 1
+            else:
+                live.append(parsed)
+        if expired:
+            metrics.ANALYZE_DROPPED.labels("expired").inc(expired)
+            log.info("analyze: %d requests dropped unscored, their deadline passed", expired)
+        if malformed:
+            metrics.ANALYZE_DROPPED.labels("malformed").inc(malformed)
+            log.warning("analyze: %d malformed requests dropped", malformed)
+        texts = [text for _, found, _, _ in live for text in found]
+        replies = self._replies(live, texts)
+        pipe = self.redis.pipeline(transaction=False)
+        late = 0
+        for (_, _, deadline, reply), answer in zip(live, replies, strict=True):
+            if deadline <= time.time():
+                late += 1  # its caller has gone: no answer left behind in Redis
+                continue
+            pipe.rpush(reply, json.dumps(answer))
+            pipe.expire(reply, self.reply_ttl_s)
+        ids = [entry_id for entry_id, _, _ in entries]
+        pipe.xack(self.stream, GROUP, *ids)
+        pipe.xdel(self.stream, *ids)
+        pipe.execute()
+        if late:
+            metrics.ANALYZE_DROPPED.labels("late").inc(late)
+        if live:
+            elapsed = time.perf_counter() - started
+            self.passes += 1
+            self.answered += len(live) - late
+            metrics.ANALYZE_PASSES.inc()
+            metrics.ANALYZE_PASS_REQUESTS.observe(len(live))
+            metrics.ANALYZE_PASS_TEXTS.observe(len(texts))
+            log.info("analyze pass: %d requests, %d texts in %.3fs", len(live), len(texts), elapsed)
+        return len(live) - late
+
+    def _replies(
+        self, live: list[tuple[str, list[str], float, str]], texts: list[str]
+    ) -> list[dict[str, Any]]:
+        """One answer per request from one ``score_detailed`` call over all their texts."""
+        if not texts:
+            return [self._reply([]) for _ in live]
+        try:
+            results = self.scorer.score_detailed(texts)
+            if len(results) != len(texts):
+                raise RuntimeError(f"{len(results)} results for {len(texts)} texts")
+        except Exception as exc:
+            log.error("analyze pass of %d texts: scorer failed", len(texts), exc_info=True)
+            return [{"error": f"{type(exc).__name__}: {exc}"} for _ in live]
+        replies, start = [], 0
+        for _, found, _, _ in live:
+            replies.append(self._reply(results[start : start + len(found)]))
+            start += len(found)
+        return replies
+
+    def _reply(self, results: list[Any]) -> dict[str, Any]:
+        return {
+            "model": self.scorer.model,
+            "labels": list(self.scorer.labels),
+            "results": [
+                {"scores": r.scores, "truncated": r.truncated}
+                if r.scores is not None
+                else {"error": r.error or "not scored"}
+                for r in results
+            ],
+        }
+
+    def _claim_abandoned(self) -> None:
+        """Take over requests a dead worker read and never answered: live ones are answered
+        by the next pass, expired ones dropped (Redis clears entries the API deleted)."""
+        now = time.monotonic()
+        if now < self._next_claim:
+            return
+        self._next_claim = now + CLAIM_EVERY_S
+        answer = self.redis.xautoclaim(
+            self.stream, GROUP, self.consumer, self.claim_idle_ms, "0-0", count=self.batch_max
+        )
+        claimed = answer[1] if len(answer) > 1 else []
+        self.inbox += [(entry_id, fields, 2) for entry_id, fields in claimed]
