@@ -146,7 +146,7 @@ def _sqlite_begin(conn: sa.engine.Connection) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from service import auth, dashboard, errors, ratelimit, redis_client
+    from service import auth, dashboard, errors, json_guard, ratelimit, redis_client
     from service.api import register_blueprints
     from service.api.common import IdConverter
     from service.extensions import db, migrate
@@ -162,6 +162,7 @@ def _init_extensions(app: Flask) -> None:
     ratelimit.init_app(app)
     redis_client.init_app(app)
     errors.init_app(app)
+    json_guard.init_app(app)
     register_blueprints(api)
     dashboard.init_app(app)
 

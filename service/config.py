@@ -65,6 +65,12 @@ SETTINGS: tuple[Setting, ...] = (
         "(room for 10,000 characters written as JSON \\u escapes).",
     ),
     Setting(
+        "JSON_MAX_DEPTH",
+        32,
+        "Deepest nesting of arrays and objects a JSON body may have; deeper answers 400 "
+        "before the body is parsed (Python's parser would run out of stack).",
+    ),
+    Setting(
         "MAX_BODY_CHARS", 10000, "Longest comment body, in characters after NFC normalisation."
     ),
     Setting("MAX_METADATA_BYTES", 4096, "Largest `metadata` object on a comment, JSON-encoded."),
