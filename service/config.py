@@ -187,6 +187,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("WEBHOOK_CONNECT_TIMEOUT_S", 3.0, "Connect timeout of a webhook POST."),
     Setting("WEBHOOK_READ_TIMEOUT_S", 10.0, "Read timeout of a webhook POST."),
+    Setting(
+        "WEBHOOK_DNS_TIMEOUT_S",
+        2.0,
+        "How long resolving a webhook URL's host may take, at registration and at each "
+        "delivery; a slower lookup fails (registration: 422, delivery: retried).",
+    ),
     Setting("WEBHOOK_MAX_RESPONSE_BYTES", 4096, "Bytes of a receiver's answer read and logged."),
     Setting(
         "WEBHOOK_ROTATION_OVERLAP_S",
