@@ -248,7 +248,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SECRET_KEY",
         None,
-        "Signs session cookies. Default: a random key kept in the instance folder.",
+        "Signs session cookies; every process needs the same one. Default: a random key "
+        "kept in the instance folder, on the embedded SQLite setup only; elsewhere, and for "
+        "placeholders like `change-me`, Civility refuses to start.",
     ),
 )
 
