@@ -196,3 +196,46 @@ def test_an_id_has_one_spelling_in_paths(submit, client, site, spell):
     assert answer.status_code == 404
     assert answer.get_json()["code"] == 404
     assert client.get(f"/v1/comments/{comment_id}", headers=site.auth()).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "\u200b",  # zero-width space (Cf)
+        "\u200b\u200c\u200d\u2060",  # zero-width space, non-joiner, joiner, word joiner
+        "\ufeff",  # byte order mark
+        " \u200e\u200f\n\u00ad ",  # bidi marks, soft hyphen, whitespace
+        "\u3164\u115f",  # Hangul fillers: letters that render blank
+        "\u2800\u2800",  # braille blank
+        "\u3000\u00a0",  # ideographic and no-break spaces
+    ],
+)
+def test_a_body_of_only_invisible_characters_is_empty(submit, body):
+    before = row_counts()
+    answer = submit(body=body)
+    assert answer.status_code == 422, answer.get_json()
+    assert "body" in answer.get_json()["errors"]["json"]
+    assert row_counts() == before
+
+
+@pytest.mark.parametrize("body", ["\u200bhi", "👍🏽", "👨\u200d👩\u200d👧", "\u0301a"])
+def test_a_body_with_anything_visible_is_accepted(submit, body):
+    assert submit(body=body).status_code == 202
+
+
+@pytest.fixture
+def author_limit(config):
+    config.update(RATELIMIT_ENABLED=True, RATELIMIT_PER_AUTHOR="2 per minute")
+
+
+def test_an_idempotent_retry_past_the_author_limit_gets_its_original_answer(author_limit, submit):
+
+    def post(idem: str):
+        return submit(body=f"Comment {idem}", headers={"Idempotency-Key": idem})
+
+    first = post("one")
+    assert post("two").status_code == 202
+    assert post("three").status_code == 429  # the author's limit is spent
+    retry = post("one")
+    assert retry.status_code == 202, retry.get_json()
+    assert retry.get_json()["id"] == first.get_json()["id"]

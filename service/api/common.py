@@ -153,6 +153,21 @@ def clean_text(value: str, *, allow_newlines: bool) -> str:
     )
 
 
+# Characters that show nothing alone: whitespace (Unicode's separators Zs, Zl, Zp, and
+# tab/newline), format characters (Cf: zero-width space and joiners, the BOM, bidi marks,
+# word joiner, soft hyphen), and the Hangul and braille fillers, letters that render blank.
+INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` would show nothing: only whitespace and invisible characters."""
+    return all(
+        ch.isspace() or ch in BLANK_LETTERS or unicodedata.category(ch) in INVISIBLE_CATEGORIES
+        for ch in text
+    )
+
+
 class CleanString(ma.fields.String):
     """A string field that NFC-normalises and refuses control characters."""
 
