@@ -14,6 +14,7 @@ from service.api.decisions import REASON_CODES
 from service.api.site import effective
 from service.auth import Role
 from service.errors import abort
+from service.extensions import db
 from service.models import ApiKey
 from service.moderation.policy import DEFAULT_HOLD_AT, DEFAULT_REJECT_AT, LABELS
 
@@ -132,6 +133,7 @@ def sign_in():
         log.warning("dashboard: sign-in refused for %s (role %s)", api_key.name, api_key.role)
         abort(403, "Site keys cannot sign in: use a moderator or admin key.")
     csrf = auth.sign_in(api_key)
+    db.session.commit()
     log.info("dashboard: %s signed in (%s)", api_key.name, api_key.role)
     return {"redirect": url_for("dashboard.index"), "csrf_token": csrf}
 
@@ -144,6 +146,7 @@ def sign_out():
         if not hmac.compare_digest(token, str(auth.csrf_token() or "")):
             abort(403, "Missing or wrong X-CSRF-Token for this session.")
     auth.sign_out()
+    db.session.commit()
     return "", 204
 
 

@@ -46,6 +46,9 @@ ROUTES = {
     ("GET", "/v1/authors/<ref>"): "moderator",
     ("PATCH", "/v1/authors/<ref>"): "moderator",
     ("GET", "/v1/stats"): "moderator",
+    ("GET", "/v1/sessions"): "admin",
+    ("POST", "/v1/sessions/end"): "admin",
+    ("DELETE", "/v1/sessions/<int:session_id>"): "admin",
 }
 ROLES = ["site", "moderator", "admin"]
 BODIES = {
@@ -58,6 +61,7 @@ BODIES = {
     ("PATCH", "/v1/authors/<ref>"): {"note": "Watch this one."},
     ("POST", "/v1/webhooks"): {"url": "https://93.184.216.34/hook"},
     ("PATCH", "/v1/webhooks/<int:endpoint_id>"): {"description": "Mine now"},
+    ("POST", "/v1/sessions/end"): {"key": "civ_AAAAAAAA"},
 }
 
 
