@@ -176,8 +176,12 @@ def authenticate() -> Caller | None:
     token_hash = hash_key(token)
     caller = cache.get(token_hash)
     if caller is None:
+        # Guessing keys costs a lookup each: an IP that failed too often gets no more.
+        ip = ratelimit.client_ip()
+        ratelimit.refuse_if_spent("failed_key_ip", ip)
         api_key = authenticate_token(token)
         if api_key is None:
+            ratelimit.check("failed_key_ip", ip)
             return None
         caller = Caller.of(api_key)
         cache.put(token_hash, caller)

@@ -59,6 +59,26 @@ SETTINGS: tuple[Setting, ...] = (
         "comment submissions that send `client_ip`, the caller's IP for public reads.",
     ),
     Setting(
+        "RATELIMIT_PER_SIGN_IN_IP",
+        "10 per minute",
+        "Dashboard sign-in attempts per client IP (a bucket of its own: readers spending "
+        "theirs never lock moderators out).",
+    ),
+    Setting(
+        "RATELIMIT_PER_FAILED_KEY_IP",
+        "20 per minute",
+        "Failed API key lookups (unknown or revoked bearer keys, wrong sign-in keys) per "
+        "client IP; past it that IP's unverified keys answer 429 without a lookup.",
+    ),
+    Setting(
+        "TRUSTED_PROXIES",
+        0,
+        "How many reverse proxies in front of the API append to `X-Forwarded-For` (and "
+        "set `-Proto`, `-Host`): the client's IP is read that many hops back (Werkzeug's "
+        "ProxyFix). 0: the socket's peer, and forwarded headers are ignored. compose.yaml's "
+        "Caddy proxy is 1. More than you have lets clients forge their IP.",
+    ),
+    Setting(
         "MAX_REQUEST_BYTES",
         262144,
         "Largest request body accepted; larger answers 413 "

@@ -120,14 +120,17 @@ def sign_in():
     another site cannot sign a moderator into someone else's account.
     """
     _same_origin()
-    ratelimit.check("ip", request.remote_addr or "unknown")
+    ip = ratelimit.client_ip()
+    ratelimit.check("sign_in_ip", ip)
+    ratelimit.refuse_if_spent("failed_key_ip", ip)
     fields = request.get_json(silent=True)
     key = fields.get("key") if isinstance(fields, dict) else None
     if not isinstance(key, str) or not key.strip():
         abort(422, "Invalid key: paste your API key.", errors={"json": {"key": ["Required."]}})
     api_key = auth.authenticate_token(key.strip())
     if api_key is None:
-        log.warning("dashboard: sign-in refused from %s (unknown key)", request.remote_addr)
+        log.warning("dashboard: sign-in refused from %s (unknown key)", ip)
+        ratelimit.check("failed_key_ip", ip)
         abort(401, "That key is not valid, or it was revoked.")
     if Role.parse(api_key.role) < Role.MODERATOR:
         log.warning("dashboard: sign-in refused for %s (role %s)", api_key.name, api_key.role)

@@ -369,7 +369,7 @@ class ArticleComments(MethodView):
 
 def _public_site(site_id: int | None) -> Site:
     """The site of an anonymous read: 401 unless it names a site that allows public reads."""
-    ratelimit.check("ip", request.remote_addr or "unknown")
+    ratelimit.check("ip", ratelimit.client_ip())
     site = db.session.get(Site, site_id) if site_id is not None else None
     if site is None or not site.public_reads:
         abort(
