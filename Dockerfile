@@ -5,8 +5,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     CIVILITY_INSTANCE_PATH=/data
 WORKDIR /app
 
-# The CPU build of torch, pinned: the default index would bring a multi-GB CUDA build.
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+# The CPU build of torch (PyTorch's CPU index; the ordinary index if that does not answer).
+# docker build --build-arg CIVILITY_TORCH=cuda . for the GPU build.
+ARG CIVILITY_TORCH=cpu
+ARG CIVILITY_TORCH_INDEX=
+COPY scripts/install-torch ./scripts/
+RUN CIVILITY_TORCH=$CIVILITY_TORCH CIVILITY_TORCH_INDEX=$CIVILITY_TORCH_INDEX \
+    PYTHON=python scripts/install-torch
 
 COPY pyproject.toml README.md ./
 COPY service ./service

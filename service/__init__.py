@@ -81,7 +81,7 @@ def _derive_config(app: Flask) -> None:
     else:
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
     cfg["MAX_CONTENT_LENGTH"] = cfg["MAX_REQUEST_BYTES"]
-    cfg["SECRET_KEY"] = cfg["SECRET_KEY"] or _instance_secret(app)
+    cfg["SECRET_KEY"] = _secret_key(app)
     cfg["SESSION_COOKIE_NAME"] = "civility_session"
     cfg["SESSION_COOKIE_HTTPONLY"] = True
     cfg["SESSION_COOKIE_SAMESITE"] = "Strict"
@@ -116,6 +116,55 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+# Placeholders from templates and tutorials: anyone can forge cookies signed with them.
+WEAK_SECRETS = frozenset(
+    {
+        "change-me",
+        "changeme",
+        "change_me",
+        "change-this",
+        "secret",
+        "secret-key",
+        "secretkey",
+        "secret_key",
+        "your-secret-key",
+        "supersecret",
+        "password",
+        "civility",
+        "default",
+        "dev",
+        "development",
+        "insecure",
+        "none",
+        "null",
+    }
+)
+MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_hex(32))'"
+
+
+def _secret_key(app: Flask) -> str:
+    """CIVILITY_SECRET_KEY, or the instance folder's own on the embedded SQLite setup only.
+
+    A missing key elsewhere (replicas on one database each made their own, so sessions
+    break) and a known placeholder are refused: the message says how to make a key.
+    """
+    secret = app.config["SECRET_KEY"]
+    if secret is None or not str(secret).strip():
+        if not app.config["DATABASE_URL"].startswith("sqlite"):
+            raise ValueError(
+                "CIVILITY_SECRET_KEY is not set: outside the embedded SQLite setup every "
+                f"process needs the same random key; make one with {MAKE_SECRET}"
+            )
+        return _instance_secret(app)
+    secret = str(secret)
+    if secret.strip().lower() in WEAK_SECRETS:
+        raise ValueError(
+            f"CIVILITY_SECRET_KEY is a known placeholder ({secret!r}): anyone could forge "
+            f"dashboard sessions; make a random one with {MAKE_SECRET}"
+        )
+    return secret
+
+
 def _instance_secret(app: Flask) -> str:
     path = Path(app.instance_path) / "secret_key"
     if not path.exists():
@@ -146,7 +195,7 @@ def _sqlite_begin(conn: sa.engine.Connection) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from service import auth, dashboard, errors, ratelimit, redis_client
+    from service import auth, dashboard, errors, json_guard, ratelimit, redis_client
     from service.api import register_blueprints, register_dropins
     from service.api.common import IdConverter
     from service.extensions import db, migrate
@@ -162,6 +211,7 @@ def _init_extensions(app: Flask) -> None:
     ratelimit.init_app(app)
     redis_client.init_app(app)
     errors.init_app(app)
+    json_guard.init_app(app)
     register_blueprints(api)
     register_dropins(app)
     dashboard.init_app(app)

@@ -9,6 +9,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
@@ -19,7 +20,7 @@ from flask.ctx import _AppCtxGlobals
 from service import ratelimit
 from service.errors import abort
 from service.extensions import db
-from service.models import ApiKey, Site, utcnow
+from service.models import ApiKey, DashboardSession, Site, utcnow
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 KEY_PREFIX = "civ_"
@@ -175,8 +176,12 @@ def authenticate() -> Caller | None:
     token_hash = hash_key(token)
     caller = cache.get(token_hash)
     if caller is None:
+        # Guessing keys costs a lookup each: an IP that failed too often gets no more.
+        ip = ratelimit.client_ip()
+        ratelimit.refuse_if_spent("failed_key_ip", ip)
         api_key = authenticate_token(token)
         if api_key is None:
+            ratelimit.check("failed_key_ip", ip)
             return None
         caller = Caller.of(api_key)
         cache.put(token_hash, caller)
@@ -195,41 +200,100 @@ def authenticate_token(token: str) -> ApiKey | None:
     return api_key
 
 
-def sign_in(api_key: ApiKey) -> str:
-    """Start a dashboard session for ``api_key``; returns its CSRF token.
+# How stale a session's last_seen_at may get: one write a minute per session, not per request.
+SEEN_EVERY_S = 60
+SESSION_ENVIRON = "civility.dashboard_session"
 
-    The cookie (signed, HttpOnly, SameSite=Strict) holds the key's id and a piece of
-    its hash, never the key: revoking the key ends the session at once.
+
+def sign_in(api_key: ApiKey) -> str:
+    """Start a dashboard session for ``api_key``; returns its CSRF token (the caller commits).
+
+    The cookie (signed, HttpOnly, SameSite=Strict) holds only a random token; the
+    DashboardSession row it names is what makes it valid, so ending the row ends the
+    session wherever the cookie is replayed. The key itself never leaves the database.
     """
     session.clear()
     session.permanent = True
-    session["key_id"] = api_key.id
-    session["key_check"] = api_key.key_hash[:16]
-    session["csrf"] = secrets.token_urlsafe(32)
-    return session["csrf"]
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    row = DashboardSession(
+        token_hash=hash_key(token),
+        site_id=api_key.site_id,
+        key_id=api_key.id,
+        csrf=secrets.token_urlsafe(32),
+        ip=request.remote_addr,
+        user_agent=(request.user_agent.string or "")[:300] or None,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(hours=current_app.config["SESSION_HOURS"]),
+    )
+    db.session.add(row)
+    session["sid"] = token
+    request.environ[SESSION_ENVIRON] = row
+    return row.csrf
 
 
-def sign_out() -> None:
-    """End the dashboard session."""
+def current_session() -> DashboardSession | None:
+    """The live DashboardSession the request's cookie names, or None (read once a request)."""
+    # Kept on the request, not on g: an app context (and its g) can outlive one request.
+    if SESSION_ENVIRON in request.environ:
+        return request.environ[SESSION_ENVIRON]
+    token = session.get("sid")
+    row = None
+    if isinstance(token, str) and token:
+        row = db.session.scalar(
+            sa.select(DashboardSession).where(DashboardSession.token_hash == hash_key(token))
+        )
+        now = utcnow()
+        if not _live(row, now):
+            row = None
+        elif (now - row.last_seen_at).total_seconds() > SEEN_EVERY_S:
+            db.session.execute(
+                sa.update(DashboardSession)
+                .where(DashboardSession.id == row.id)
+                .values(last_seen_at=now)
+            )
+            db.session.commit()  # its own transaction: reads commit nothing else
+    request.environ[SESSION_ENVIRON] = row
+    return row
+
+
+def _live(row: DashboardSession | None, now: datetime) -> bool:
+    if row is None or row.ended_at is not None or row.expires_at <= now:
+        return False
+    return row.api_key.revoked_at is None
+
+
+def sign_out(ended_by: str = "sign-out") -> None:
+    """End the request's dashboard session everywhere (the caller commits)."""
+    row = current_session()
+    if row is not None:
+        row.ended_at = utcnow()
+        row.ended_by = ended_by
+    request.environ[SESSION_ENVIRON] = None
     session.clear()
+
+
+def end_sessions(key_id: int, ended_by: str) -> int:
+    """End every live dashboard session of key ``key_id``; how many (the caller commits)."""
+    result = db.session.execute(
+        sa.update(DashboardSession)
+        .where(DashboardSession.key_id == key_id, DashboardSession.ended_at.is_(None))
+        .values(ended_at=utcnow(), ended_by=ended_by)
+    )
+    return result.rowcount
 
 
 def session_key() -> ApiKey | None:
     """The live key of the request's dashboard session, or None."""
-    key_id = session.get("key_id")
-    if not isinstance(key_id, int):
-        return None
-    api_key = db.session.get(ApiKey, key_id)
-    if api_key is None or api_key.revoked_at is not None:
-        return None
-    if not hmac.compare_digest(api_key.key_hash[:16], str(session.get("key_check", ""))):
-        return None
-    return api_key
+    row = current_session()
+    return None if row is None else row.api_key
 
 
 def csrf_token() -> str | None:
     """The CSRF token of the current dashboard session."""
-    return session.get("csrf")
+    row = current_session()
+    return None if row is None else row.csrf
 
 
 def _cookie_auth() -> Caller | None:
@@ -239,7 +303,7 @@ def _cookie_auth() -> Caller | None:
         return None
     if request.method not in SAFE_METHODS:
         token = request.headers.get("X-CSRF-Token", "")
-        if not hmac.compare_digest(token, str(session.get("csrf", ""))):
+        if not hmac.compare_digest(token, str(csrf_token() or "")):
             abort(403, "Missing or wrong X-CSRF-Token for this session.")
     g.site = api_key.site
     return Caller.of(api_key)

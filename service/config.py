@@ -59,10 +59,36 @@ SETTINGS: tuple[Setting, ...] = (
         "comment submissions that send `client_ip`, the caller's IP for public reads.",
     ),
     Setting(
+        "RATELIMIT_PER_SIGN_IN_IP",
+        "10 per minute",
+        "Dashboard sign-in attempts per client IP (a bucket of its own: readers spending "
+        "theirs never lock moderators out).",
+    ),
+    Setting(
+        "RATELIMIT_PER_FAILED_KEY_IP",
+        "20 per minute",
+        "Failed API key lookups (unknown or revoked bearer keys, wrong sign-in keys) per "
+        "client IP; past it that IP's unverified keys answer 429 without a lookup.",
+    ),
+    Setting(
+        "TRUSTED_PROXIES",
+        0,
+        "How many reverse proxies in front of the API append to `X-Forwarded-For` (and "
+        "set `-Proto`, `-Host`): the client's IP is read that many hops back (Werkzeug's "
+        "ProxyFix). 0: the socket's peer, and forwarded headers are ignored. compose.yaml's "
+        "Caddy proxy is 1. More than you have lets clients forge their IP.",
+    ),
+    Setting(
         "MAX_REQUEST_BYTES",
         262144,
         "Largest request body accepted; larger answers 413 "
         "(room for 10,000 characters written as JSON \\u escapes).",
+    ),
+    Setting(
+        "JSON_MAX_DEPTH",
+        32,
+        "Deepest nesting of arrays and objects a JSON body may have; deeper answers 400 "
+        "before the body is parsed (Python's parser would run out of stack).",
     ),
     Setting(
         "MAX_BODY_CHARS", 10000, "Longest comment body, in characters after NFC normalisation."
@@ -181,6 +207,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("WEBHOOK_CONNECT_TIMEOUT_S", 3.0, "Connect timeout of a webhook POST."),
     Setting("WEBHOOK_READ_TIMEOUT_S", 10.0, "Read timeout of a webhook POST."),
+    Setting(
+        "WEBHOOK_DNS_TIMEOUT_S",
+        2.0,
+        "How long resolving a webhook URL's host may take, at registration and at each "
+        "delivery; a slower lookup fails (registration: 422, delivery: retried).",
+    ),
     Setting("WEBHOOK_MAX_RESPONSE_BYTES", 4096, "Bytes of a receiver's answer read and logged."),
     Setting(
         "WEBHOOK_ROTATION_OVERLAP_S",
@@ -236,7 +268,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SECRET_KEY",
         None,
-        "Signs session cookies. Default: a random key kept in the instance folder.",
+        "Signs session cookies; every process needs the same one. Default: a random key "
+        "kept in the instance folder, on the embedded SQLite setup only; elsewhere, and for "
+        "placeholders like `change-me`, Civility refuses to start.",
     ),
     Setting(
         "ANALYZE_TIMEOUT_MS",

@@ -14,6 +14,7 @@ from service.api.decisions import REASON_CODES
 from service.api.site import effective
 from service.auth import Role
 from service.errors import abort
+from service.extensions import db
 from service.models import ApiKey
 from service.moderation.policy import DEFAULT_HOLD_AT, DEFAULT_REJECT_AT, LABELS
 
@@ -119,19 +120,23 @@ def sign_in():
     another site cannot sign a moderator into someone else's account.
     """
     _same_origin()
-    ratelimit.check("ip", request.remote_addr or "unknown")
+    ip = ratelimit.client_ip()
+    ratelimit.check("sign_in_ip", ip)
+    ratelimit.refuse_if_spent("failed_key_ip", ip)
     fields = request.get_json(silent=True)
     key = fields.get("key") if isinstance(fields, dict) else None
     if not isinstance(key, str) or not key.strip():
         abort(422, "Invalid key: paste your API key.", errors={"json": {"key": ["Required."]}})
     api_key = auth.authenticate_token(key.strip())
     if api_key is None:
-        log.warning("dashboard: sign-in refused from %s (unknown key)", request.remote_addr)
+        log.warning("dashboard: sign-in refused from %s (unknown key)", ip)
+        ratelimit.check("failed_key_ip", ip)
         abort(401, "That key is not valid, or it was revoked.")
     if Role.parse(api_key.role) < Role.MODERATOR:
         log.warning("dashboard: sign-in refused for %s (role %s)", api_key.name, api_key.role)
         abort(403, "Site keys cannot sign in: use a moderator or admin key.")
     csrf = auth.sign_in(api_key)
+    db.session.commit()
     log.info("dashboard: %s signed in (%s)", api_key.name, api_key.role)
     return {"redirect": url_for("dashboard.index"), "csrf_token": csrf}
 
@@ -144,6 +149,7 @@ def sign_out():
         if not hmac.compare_digest(token, str(auth.csrf_token() or "")):
             abort(403, "Missing or wrong X-CSRF-Token for this session.")
     auth.sign_out()
+    db.session.commit()
     return "", 204
 
 

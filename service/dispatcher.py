@@ -94,6 +94,7 @@ class Dispatcher:
         self.poll_s: float = cfg["WEBHOOK_POLL_S"]
         self.lock_s: float = cfg["WEBHOOK_LOCK_S"]
         self.allow_private: bool = cfg["WEBHOOK_ALLOW_PRIVATE"]
+        self.dns_timeout_s: float = cfg["WEBHOOK_DNS_TIMEOUT_S"]
         self.db_retry_max_s: float = cfg["DB_RETRY_MAX_S"]
         # A claimed row is sent only while its claim will outlast a whole attempt.
         self.send_window_s = self.lock_s - self.connect_timeout - self.read_timeout
@@ -258,7 +259,9 @@ class Dispatcher:
             outgoing.signing_secrets, outgoing.message_id, timestamp, outgoing.body
         )
         try:
-            target = webhooks.resolve(outgoing.url, allow_private=self.allow_private)
+            target = webhooks.resolve(
+                outgoing.url, allow_private=self.allow_private, timeout_s=self.dns_timeout_s
+            )
         except UnsafeURL as exc:
             return Result(error=f"refused: {exc}"[:1000])
         return post(

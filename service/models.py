@@ -328,3 +328,30 @@ class CoralSecret(db.Model):
     secret: Mapped[str] = mapped_column(sa.String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+class DashboardSession(db.Model):
+    """A dashboard sign-in: the cookie carries a random token, this row says it is live.
+
+    Sign-out, an admin or the key's revocation end it (``ended_at``) everywhere the cookie
+    is replayed; a new secret key makes every cookie unreadable, so ends them all.
+    """
+
+    __tablename__ = "dashboard_session"
+    __table_args__ = (
+        sa.Index("ix_dashboard_session_key", "key_id", "ended_at"),
+        sa.Index("ix_dashboard_session_expires", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
+    key_id: Mapped[int] = mapped_column(sa.ForeignKey("api_key.id", ondelete="CASCADE"))
+    csrf: Mapped[str] = mapped_column(sa.String(64))
+    ip: Mapped[str | None] = mapped_column(sa.String(45))
+    user_agent: Mapped[str | None] = mapped_column(sa.String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_by: Mapped[str | None] = mapped_column(sa.String(100))
+
+    api_key: Mapped[ApiKey] = relationship(lazy="joined", innerjoin=True)

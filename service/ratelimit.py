@@ -1,4 +1,10 @@
-"""Rate limits per API key, per author and per client IP, counted in Redis by Flask-Limiter."""
+"""Rate limits, one bucket per purpose, counted in Redis by Flask-Limiter.
+
+Buckets: per API key, per author, per reader IP (public reads, submissions that name the
+reader's `client_ip`), dashboard sign-ins per IP, and failed key lookups per IP. Separate
+buckets, so readers spending theirs never lock moderators out of signing in. Behind
+CIVILITY_TRUSTED_PROXIES proxies the IP is the client's, from X-Forwarded-For (ProxyFix).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import logging
 import math
 import time
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from limits import RateLimitItem, parse
 
@@ -18,6 +24,13 @@ log = logging.getLogger(__name__)
 
 def init_app(app: Flask) -> None:
     """Bind a Flask-Limiter to the app; its strategy and Redis storage do the counting."""
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Only the last `hops` entries of each X-Forwarded-* header are believed: the ones
+        # our own proxies appended. A client's own X-Forwarded-For is ignored.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     limiter = Limiter(key_func=lambda: "global", strategy="moving-window")
     limiter.init_app(app)
     app.extensions["civility.limiter"] = limiter
@@ -42,6 +55,32 @@ def check(scope: str, identity: str) -> None:
     try:
         allowed = strategy.hit(item, scope, identity)
         if allowed:
+            return
+        reset_at, _remaining = strategy.get_window_stats(item, scope, identity)
+    except Exception as exc:  # the storage raises its driver's errors
+        log.warning("rate limit %s: not checked, storage unavailable (%s)", scope, exc)
+        return
+    retry_after = max(1, math.ceil(reset_at - time.time()))
+    abort(
+        429, f"Rate limit exceeded: {limit} per {scope}.", headers={"Retry-After": str(retry_after)}
+    )
+
+
+def client_ip() -> str:
+    """The caller's IP: the socket's peer, or the client's behind trusted proxies."""
+    return request.remote_addr or "unknown"
+
+
+def refuse_if_spent(scope: str, identity: str) -> None:
+    """429 when the ``RATELIMIT_PER_<SCOPE>`` bucket is already spent; counts nothing."""
+    cfg = current_app.config
+    if not cfg["RATELIMIT_ENABLED"]:
+        return
+    limit = cfg[f"RATELIMIT_PER_{scope.upper()}"]
+    item = _item(limit)
+    strategy = current_app.extensions["civility.limiter"].limiter
+    try:
+        if strategy.test(item, scope, identity):
             return
         reset_at, _remaining = strategy.get_window_stats(item, scope, identity)
     except Exception as exc:  # the storage raises its driver's errors

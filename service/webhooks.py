@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
-import socket
 import time
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 
+from service.addresses import forbidden_reason, lookup
 from service.models import WebhookEndpoint, utcnow
 
 SECRET_PREFIX = "whsec_"
@@ -25,8 +25,6 @@ URL_MAX = 2000
 USER_AGENT = "Civility-Webhooks/1"
 RETRY_AFTER_MAX_S = 86400  # a receiver's Retry-After is honoured up to a day
 MAX_ADDRESSES = 2  # addresses tried when the first refuses the connection
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class DeliveryStatus(StrEnum):
@@ -140,34 +138,18 @@ def parse_url(url: str) -> Target:
     )
 
 
-def forbidden_reason(address: IPAddress) -> str | None:
-    """Why an address is not a public unicast address (None when it is one)."""
-    candidates: list[IPAddress] = [address]
-    if isinstance(address, ipaddress.IPv6Address):
-        # IPv4 addresses smuggled inside IPv6 ones reach the same hosts.
-        candidates += [a for a in (address.ipv4_mapped, address.sixtofour) if a is not None]
-        candidates += list(address.teredo or ())
-    for candidate in candidates:
-        for kind in ("unspecified", "loopback", "link_local", "multicast", "reserved", "private"):
-            if getattr(candidate, f"is_{kind}"):
-                return kind.replace("_", "-")
-        if not candidate.is_global:
-            return "not globally routable"
-    return None
-
-
-def resolve(url: str, *, allow_private: bool) -> Target:
+def resolve(url: str, *, allow_private: bool, timeout_s: float = 2.0) -> Target:
     """Parse ``url`` and resolve its host; raise UnsafeURL unless every address may be used.
 
-    The returned addresses are the ones to connect to, so a DNS answer that
-    changes between this check and the connection cannot redirect the request.
+    The lookup gives up after ``timeout_s``. The returned addresses are the ones to connect
+    to, so a DNS answer that changes between this check and the connection cannot redirect
+    the request.
     """
     target = parse_url(url)
     try:
-        infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+        addresses = lookup(target.host, target.port, timeout_s)
     except (OSError, UnicodeError) as exc:
         raise UnsafeURL(f"host {target.host!r} does not resolve ({exc})") from None
-    addresses = tuple(dict.fromkeys(str(info[4][0]).split("%")[0] for info in infos))
     if not addresses:
         raise UnsafeURL(f"host {target.host!r} does not resolve")
     if not allow_private:

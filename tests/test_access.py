@@ -46,6 +46,9 @@ ROUTES = {
     ("GET", "/v1/authors/<ref>"): "moderator",
     ("PATCH", "/v1/authors/<ref>"): "moderator",
     ("GET", "/v1/stats"): "moderator",
+    ("GET", "/v1/sessions"): "admin",
+    ("POST", "/v1/sessions/end"): "admin",
+    ("DELETE", "/v1/sessions/<int:session_id>"): "admin",
 }
 # The drop-in faces answer in their vendors' shapes; tests/test_perspective.py,
 # test_moderations.py and test_coral.py test their keys and signatures.
@@ -65,6 +68,7 @@ BODIES = {
     ("PATCH", "/v1/authors/<ref>"): {"note": "Watch this one."},
     ("POST", "/v1/webhooks"): {"url": "https://93.184.216.34/hook"},
     ("PATCH", "/v1/webhooks/<int:endpoint_id>"): {"description": "Mine now"},
+    ("POST", "/v1/sessions/end"): {"key": "civ_AAAAAAAA"},
 }
 
 

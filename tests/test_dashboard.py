@@ -105,7 +105,7 @@ def test_sign_in_refuses_form_posts_and_other_sites(client, site):
 def test_sign_in_is_rate_limited_per_ip(config, redis_prefix):
     from service import create_app
 
-    config.update(RATELIMIT_ENABLED=True, RATELIMIT_PER_IP="2 per minute")
+    config.update(RATELIMIT_ENABLED=True, RATELIMIT_PER_SIGN_IN_IP="2 per minute")
     app = create_app(config)
     with app.app_context():
         client = app.test_client()

@@ -82,7 +82,10 @@ def existing(client, site, submit) -> dict[str, Any]:
     deliveries = client.get(
         f"/v1/webhooks/{endpoint['id']}/deliveries", headers=site.auth("admin")
     ).json
+    client.post("/dashboard/sign-in", json={"key": site.moderator})
+    sessions = client.get("/v1/sessions", headers=site.auth("admin")).json
     return {
+        "session_id": sessions["items"][0]["id"],
         "ref": "article-1",
         "comment_id": first["id"],
         "endpoint_id": endpoint["id"],

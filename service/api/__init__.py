@@ -13,6 +13,7 @@ def register_blueprints(api: Api) -> None:
         decisions,
         health,
         queue,
+        sessions,
         site,
         stats,
         webhooks,
@@ -20,6 +21,7 @@ def register_blueprints(api: Api) -> None:
 
     for module in (health, articles, comments, site, webhooks, queue, decisions, authors, stats):
         api.register_blueprint(module.blp)
+    api.register_blueprint(sessions.blp)
 
 
 def register_dropins(app: Flask) -> None:

@@ -8,7 +8,14 @@ from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from service.api.common import REF_PARAM, CleanString, article_or_404, check_ref, get_or_create
+from service.api.common import (
+    REF_PARAM,
+    CleanString,
+    DateTimeIn,
+    article_or_404,
+    check_ref,
+    get_or_create,
+)
 from service.auth import Role, require
 from service.extensions import db
 from service.models import Article, Comment
@@ -36,7 +43,7 @@ class ArticleIn(ma.Schema):
             "null uses the site's."
         },
     )
-    published_at = ma.fields.AwareDateTime(allow_none=True)
+    published_at = DateTimeIn(allow_none=True, default_timezone=None)  # naive: 422
 
 
 class StatusCounts(ma.Schema):

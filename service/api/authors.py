@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
@@ -13,7 +13,7 @@ from flask_smorest import Blueprint
 
 from service import bulk, outbox
 from service.api.articles import StatusCounts
-from service.api.common import CleanString
+from service.api.common import CleanString, DateTimeIn
 from service.auth import Role, actor_name, require
 from service.errors import abort, field_error
 from service.extensions import db
@@ -60,9 +60,8 @@ class AuthorPatch(ma.Schema):
             "`premod` (always held) or `banned` (always rejected)."
         },
     )
-    until = ma.fields.AwareDateTime(
+    until = DateTimeIn(
         allow_none=True,
-        default_timezone=UTC,
         metadata={
             "description": "When a `premod` or `banned` status ends by itself (future, "
             "ISO 8601). Omitted with a new status: permanent."

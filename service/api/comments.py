@@ -26,6 +26,7 @@ from service.api.common import (
     decode_cursor,
     encode_cursor,
     get_or_create,
+    is_blank,
     page_size,
 )
 from service.auth import Role, actor_name, current_role, require
@@ -80,8 +81,8 @@ class CommentIn(ma.Schema):
 
     @ma.validates("body")
     def _body(self, value: str, **kwargs: Any) -> None:
-        if not value.strip():
-            raise ma.ValidationError("Must not be empty or only whitespace.")
+        if is_blank(value):
+            raise ma.ValidationError("Must not be empty, whitespace or invisible characters.")
         limit = current_app.config["MAX_BODY_CHARS"]
         if len(value) > limit:
             raise ma.ValidationError(f"At most {limit} characters; this has {len(value)}.")
@@ -273,15 +274,16 @@ class ArticleComments(MethodView):
     def post(self, fields: dict, ref: str):
         """Submit a comment: stored as pending, answered 202, scored by a worker."""
         site_id = g.site_id
-        ratelimit.check("author", f"{site_id}:{fields['author']['id']}")
-        if fields.get("client_ip"):
-            ratelimit.check("ip", str(fields["client_ip"]))
         idem_key = _idempotency_key()
         request_hash = _request_hash(ref, fields)
         if idem_key is not None:
+            # A retry gets its original answer, whatever the limits say now.
             earlier = _replay(site_id, idem_key, request_hash)
             if earlier is not None:
                 return comment_view(earlier)
+        ratelimit.check("author", f"{site_id}:{fields['author']['id']}")
+        if fields.get("client_ip"):
+            ratelimit.check("ip", str(fields["client_ip"]))
 
         article = _article_for_submit(site_id, ref)
         parent_id = fields.get("parent_id")
@@ -367,7 +369,7 @@ class ArticleComments(MethodView):
 
 def _public_site(site_id: int | None) -> Site:
     """The site of an anonymous read: 401 unless it names a site that allows public reads."""
-    ratelimit.check("ip", request.remote_addr or "unknown")
+    ratelimit.check("ip", ratelimit.client_ip())
     site = db.session.get(Site, site_id) if site_id is not None else None
     if site is None or not site.public_reads:
         abort(

@@ -7,7 +7,7 @@ import binascii
 import json
 import re
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import marshmallow as ma
@@ -34,7 +34,10 @@ ID_MAX = 2**63 - 1  # the largest id a BIGINT (and an SQLite INTEGER) holds
 
 class IdConverter(IntegerConverter):
     """``<int:…>`` bounded to ids the database can hold: a larger number is unknown (404),
-    not an overflow in the driver (500)."""
+    not an overflow in the driver (500). One spelling per id: ASCII digits without leading
+    zeros (``/1``, never ``/01`` or a fullwidth one); any other is no route (404)."""
+
+    regex = r"[1-9][0-9]{0,18}"
 
     def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max", ID_MAX)
@@ -46,6 +49,39 @@ class Id(ma.fields.Integer):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(validate=ma.validate.Range(min=1, max=ID_MAX), **kwargs)
+
+
+# Dates a request may name: wide enough for any archive or ban, narrow enough that
+# converting to UTC or stepping a stats window never leaves datetime's range.
+DATE_MIN = datetime(1900, 1, 1, tzinfo=UTC)
+DATE_MAX = datetime(9000, 1, 1, tzinfo=UTC)
+DATE_RULE = f"from {DATE_MIN:%Y-%m-%d} to {DATE_MAX:%Y-%m-%d} (UTC)"
+
+
+def check_moment(when: datetime) -> datetime:
+    """``when`` in UTC; ValueError unless it lies from DATE_MIN up to DATE_MAX."""
+    try:
+        utc = when.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{when!r} is outside datetime's range") from None
+    if not DATE_MIN <= utc < DATE_MAX:
+        raise ValueError(f"{when!r} is outside {DATE_RULE}")
+    return utc
+
+
+class DateTimeIn(ma.fields.AwareDateTime):
+    """A date in a request: ISO 8601, its zone UTC if it names none, within DATE_RULE."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("default_timezone", UTC)
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
+        when = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return check_moment(when)
+        except ValueError:
+            raise ma.ValidationError(f"Must be {DATE_RULE}.") from None
 
 
 def id_cursor(cursor: str) -> int:
@@ -117,6 +153,21 @@ def clean_text(value: str, *, allow_newlines: bool) -> str:
     )
 
 
+# Characters that show nothing alone: whitespace (Unicode's separators Zs, Zl, Zp, and
+# tab/newline), format characters (Cf: zero-width space and joiners, the BOM, bidi marks,
+# word joiner, soft hyphen), and the Hangul and braille fillers, letters that render blank.
+INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` would show nothing: only whitespace and invisible characters."""
+    return all(
+        ch.isspace() or ch in BLANK_LETTERS or unicodedata.category(ch) in INVISIBLE_CATEGORIES
+        for ch in text
+    )
+
+
 class CleanString(ma.fields.String):
     """A string field that NFC-normalises and refuses control characters."""
 
@@ -167,7 +218,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         when = datetime.fromisoformat(created)
         if when.tzinfo is None or not isinstance(row_id, int) or not 0 < row_id <= ID_MAX:
             raise ValueError(cursor)
-        return when, row_id
+        return check_moment(when), row_id
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):
         abort(
             422,

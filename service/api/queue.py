@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
@@ -16,7 +16,16 @@ from flask_smorest import Blueprint
 
 from service.api.authors import effective_status
 from service.api.comments import ReportOut
-from service.api.common import ID_MAX, REF_RE, REF_RULE, CleanString, PageArgs, page_size
+from service.api.common import (
+    ID_MAX,
+    REF_RE,
+    REF_RULE,
+    CleanString,
+    DateTimeIn,
+    PageArgs,
+    check_moment,
+    page_size,
+)
 from service.api.stats import Counts, queue_counts
 from service.auth import Role, require
 from service.errors import abort
@@ -89,12 +98,8 @@ class QueueFilter(ma.Schema):
         validate=ma.validate.Range(min=0, max=1),
         metadata={"description": "Score at most this."},
     )
-    since = ma.fields.AwareDateTime(
-        default_timezone=UTC, metadata={"description": "Submitted at or after (ISO 8601)."}
-    )
-    until = ma.fields.AwareDateTime(
-        default_timezone=UTC, metadata={"description": "Submitted before (ISO 8601)."}
-    )
+    since = DateTimeIn(metadata={"description": "Submitted at or after (ISO 8601)."})
+    until = DateTimeIn(metadata={"description": "Submitted before (ISO 8601)."})
 
     @ma.validates_schema
     def _ranges(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -240,7 +245,7 @@ def _decode(cursor: str, sort: str) -> tuple[Any, int]:
         when = datetime.fromisoformat(value)
         if when.tzinfo is None:
             raise ValueError(cursor)
-        return when, row_id
+        return check_moment(when), row_id
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         abort(
             422,

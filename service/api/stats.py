@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import marshmallow as ma
@@ -14,6 +14,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy.orm import aliased
 
+from service.api.common import DateTimeIn
 from service.auth import Role, require
 from service.bulk import UNDO
 from service.errors import abort
@@ -56,12 +57,8 @@ class Counts(ma.Schema):
 
 
 class StatsArgs(ma.Schema):
-    since = ma.fields.AwareDateTime(
-        default_timezone=UTC, metadata={"description": "Start (ISO 8601); default 30 days ago."}
-    )
-    until = ma.fields.AwareDateTime(
-        default_timezone=UTC, metadata={"description": "End, exclusive; default now."}
-    )
+    since = DateTimeIn(metadata={"description": "Start (ISO 8601); default 30 days ago."})
+    until = DateTimeIn(metadata={"description": "End, exclusive; default now."})
 
     @ma.validates_schema
     def _order(self, data: dict[str, Any], **kwargs: Any) -> None:

@@ -154,7 +154,12 @@ def delivery_or_404(delivery_id: int) -> WebhookDelivery:
 def checked_url(url: str) -> str:
     """422 naming ``url`` unless it is an http(s) URL on an address we may send to."""
     try:
-        webhooks.resolve(url, allow_private=current_app.config["WEBHOOK_ALLOW_PRIVATE"])
+        cfg = current_app.config
+        webhooks.resolve(
+            url,
+            allow_private=cfg["WEBHOOK_ALLOW_PRIVATE"],
+            timeout_s=cfg["WEBHOOK_DNS_TIMEOUT_S"],
+        )
     except UnsafeURL as exc:
         field_error("url", f"{exc}.")
     return url
