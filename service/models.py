@@ -114,8 +114,19 @@ class Comment(db.Model):
         # Site-wide queues and counts.
         sa.Index("ix_comment_site_status_created", "site_id", "status", "created_at"),
         sa.Index("ix_comment_author", "author_id", "created_at"),
-        # "Most toxic first" queues.
-        sa.Index("ix_comment_site_status_score", "site_id", "status", "max_score"),
+        # "Most toxic first" queues: expression indexes over service.score_key's sort key
+        # (ix_comment_site_status_max_score, ix_comment_held_<label>_score), made by
+        # migration 9c1d2e3f4a5b in each backend's SQL.
+        # Held and pending counts by article (/v1/queue/counts?by_article=true).
+        sa.Index(
+            "ix_comment_waiting_article",
+            "site_id",
+            "article_id",
+            "status",
+            "created_at",
+            postgresql_where=sa.text("status IN ('held', 'pending')"),
+            sqlite_where=sa.text("status IN ('held', 'pending')"),
+        ),
         # The worker's sweeper: pending comments across all sites, oldest first.
         sa.Index("ix_comment_status_created", "status", "created_at"),
     )
@@ -158,6 +169,23 @@ class ModerationEvent(db.Model):
     __table_args__ = (
         sa.Index("ix_event_comment", "comment_id", "id"),
         sa.Index("ix_event_site_created", "site_id", "created_at"),
+        # /v1/stats reads decisions in a window from this index alone (SQLite's lists the
+        # included columns as keys).
+        sa.Index(
+            "ix_event_site_decided",
+            "site_id",
+            "created_at",
+            postgresql_include=[
+                "id",
+                "comment_id",
+                "actor",
+                "from_status",
+                "to_status",
+                "reason_code",
+            ],
+            postgresql_where=sa.text("from_status IS NOT NULL"),
+            sqlite_where=sa.text("from_status IS NOT NULL"),
+        ),
         sa.Index("ix_event_bulk", "bulk_id", "id"),
     )
 
@@ -178,7 +206,24 @@ class ModerationEvent(db.Model):
 
 class Report(db.Model):
     __tablename__ = "report"
-    __table_args__ = (sa.Index("ix_report_comment_open", "comment_id", "resolved_at"),)
+    __table_args__ = (
+        sa.Index("ix_report_comment_open", "comment_id", "resolved_at"),
+        sa.Index(
+            "ix_report_site_open",
+            "site_id",
+            "comment_id",
+            postgresql_where=sa.text("resolved_at IS NULL"),
+            sqlite_where=sa.text("resolved_at IS NULL"),
+        ),
+        sa.Index("ix_report_site_created", "site_id", "created_at"),
+        sa.Index(
+            "ix_report_site_resolved",
+            "site_id",
+            "resolved_at",
+            postgresql_where=sa.text("resolved_at IS NOT NULL"),
+            sqlite_where=sa.text("resolved_at IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))

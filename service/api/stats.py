@@ -20,6 +20,7 @@ from service.errors import abort
 from service.extensions import db
 from service.models import Comment, ModerationEvent, Report, utcnow
 from service.moderation.states import CommentStatus
+from service.score_key import literals
 
 blp = Blueprint(
     "stats",
@@ -148,9 +149,10 @@ def queue_counts(
     if article_id is not None:
         scope.append(Comment.article_id == article_id)
     group = [Comment.article_id] if by_article else []
+    # Literal statuses: the partial index ix_comment_waiting_article then serves the counts.
     waiting = db.session.execute(
         sa.select(*group, Comment.status, sa.func.count(), sa.func.min(Comment.created_at))
-        .where(*scope, Comment.status.in_((CommentStatus.HELD, CommentStatus.PENDING)))
+        .where(*scope, Comment.status.in_(literals(CommentStatus.HELD, CommentStatus.PENDING)))
         .group_by(*group, Comment.status)
     ).all()
     reported = db.session.execute(
@@ -158,6 +160,7 @@ def queue_counts(
         .join(Report, Report.comment_id == Comment.id)
         .where(
             *scope,
+            Report.site_id == site_id,
             Report.resolved_at.is_(None),
             Comment.status.in_((CommentStatus.APPROVED, CommentStatus.HELD)),
         )
@@ -224,41 +227,75 @@ def _split(rows: list[Any]) -> dict[str, int]:
 
 
 def _latency(where: list[Any], sample_max: int) -> dict[str, Any]:
-    rows = db.session.execute(
-        sa.select(ModerationEvent.created_at, Comment.created_at)
+    """Median and nearest-rank p95 of submit-to-decision seconds of the newest decisions.
+
+    Postgres computes them (percentile_cont is the median's interpolation,
+    percentile_disc the nearest rank); SQLite has no percentile aggregate, so there the
+    sample's seconds come to Python.
+    """
+    newest = (
+        sa.select(ModerationEvent.created_at.label("decided"), Comment.created_at.label("created"))
         .join(Comment, Comment.id == ModerationEvent.comment_id)
         .where(*where)
         .order_by(ModerationEvent.id.desc())
         .limit(sample_max)
-    ).all()
-    seconds = sorted(max(0.0, (decided - created).total_seconds()) for decided, created in rows)
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        sample = newest.subquery()
+        seconds = sa.func.greatest(0.0, sa.extract("epoch", sample.c.decided - sample.c.created))
+        count, median, p95 = db.session.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.percentile_cont(0.5).within_group(seconds),
+                sa.func.percentile_disc(0.95).within_group(seconds),
+            ).select_from(sample)
+        ).one()
+        return {
+            "samples": count,
+            "median_s": None if median is None else float(median),
+            "p95_s": None if p95 is None else float(p95),
+        }
+    rows = db.session.execute(newest).all()
+    values = sorted(max(0.0, (decided - created).total_seconds()) for decided, created in rows)
     return {
-        "samples": len(seconds),
-        "median_s": statistics.median(seconds) if seconds else None,
-        "p95_s": percentile(seconds, 0.95),
+        "samples": len(values),
+        "median_s": statistics.median(values) if values else None,
+        "p95_s": percentile(values, 0.95),
     }
 
 
 def site_stats(site_id: int, since: datetime, until: datetime, sample_max: int) -> dict[str, Any]:
     """Every number of StatsOut for one site and window."""
     event = ModerationEvent
-    window = [event.site_id == site_id, event.created_at >= since, event.created_at < until]
-
-    def count(model: Any, *where: Any) -> int:
-        return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
-
-    def by_status(*where: Any) -> dict[str, int]:
-        rows = db.session.execute(
-            sa.select(event.to_status, sa.func.count()).where(*where).group_by(event.to_status)
-        ).all()
-        return _split(rows)
-
-    moderators = db.session.execute(
-        sa.select(event.actor, sa.func.count().label("n"))
-        .where(*window, is_human(event))
-        .group_by(event.actor)
-        .order_by(sa.desc("n"), event.actor)
+    # Decisions only (creations have no from_status): ix_event_site_decided covers them.
+    window = [
+        event.site_id == site_id,
+        event.created_at >= since,
+        event.created_at < until,
+        event.from_status.is_not(None),
+    ]
+    # Every decision of the window in one pass, grouped by the columns the rules read.
+    decisions = db.session.execute(
+        sa.select(
+            is_policy(event),
+            is_human(event),
+            event.actor,
+            event.to_status,
+            sa.func.count(),
+        )
+        .where(*window)
+        .group_by(event.actor, event.from_status, event.to_status, event.reason_code)
     ).all()
+    policy_rows: dict[str, int] = {}
+    human_rows: dict[str, int] = {}
+    by_actor: dict[str, int] = {}
+    for policy_made, human_made, actor, to_status, n in decisions:
+        if policy_made:
+            policy_rows[to_status] = policy_rows.get(to_status, 0) + n
+        elif human_made:
+            human_rows[to_status] = human_rows.get(to_status, 0) + n
+            by_actor[actor] = by_actor.get(actor, 0) + n
+    moderators = sorted(by_actor.items(), key=lambda item: (-item[1], item[0]))
     policy, human = aliased(ModerationEvent), aliased(ModerationEvent)
     override_rows = db.session.execute(
         sa.select(policy.to_status, human.to_status, sa.func.count(sa.distinct(policy.comment_id)))
@@ -266,6 +303,7 @@ def site_stats(site_id: int, since: datetime, until: datetime, sample_max: int) 
         .where(
             policy.site_id == site_id,
             is_policy(policy),
+            human.site_id == site_id,
             is_human(human),
             human.created_at >= since,
             human.created_at < until,
@@ -280,37 +318,37 @@ def site_stats(site_id: int, since: datetime, until: datetime, sample_max: int) 
     first_human = ~sa.exists().where(
         earlier.comment_id == event.comment_id, earlier.id < event.id, is_human(earlier)
     )
+    received = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Comment)
+        .where(
+            Comment.site_id == site_id,
+            # Every status: ix_comment_site_status_created then serves the window.
+            Comment.status.in_(list(CommentStatus)),
+            Comment.created_at >= since,
+            Comment.created_at < until,
+        )
+    )
+    created = sa.and_(Report.created_at >= since, Report.created_at < until)
+    resolved = sa.and_(Report.resolved_at >= since, Report.resolved_at < until)
+    reports_received, reports_resolved = db.session.execute(
+        sa.select(sa.func.count().filter(created), sa.func.count().filter(resolved)).where(
+            Report.site_id == site_id, sa.or_(created, resolved)
+        )
+    ).one()
     return {
         "since": since,
         "until": until,
-        "received": count(
-            Comment,
-            Comment.site_id == site_id,
-            Comment.created_at >= since,
-            Comment.created_at < until,
-        ),
-        "policy": by_status(*window, is_policy(event)),
-        "moderators": by_status(*window, is_human(event)),
+        "received": received,
+        "policy": _split(list(policy_rows.items())),
+        "moderators": _split(list(human_rows.items())),
         "by_moderator": [{"actor": actor, "decisions": n} for actor, n in moderators],
         "overrides": overrides,
         "latency": {
             "policy": _latency([*window, is_policy(event)], sample_max),
             "moderators": _latency([*window, is_human(event), first_human], sample_max),
         },
-        "reports": {
-            "received": count(
-                Report,
-                Report.site_id == site_id,
-                Report.created_at >= since,
-                Report.created_at < until,
-            ),
-            "resolved": count(
-                Report,
-                Report.site_id == site_id,
-                Report.resolved_at >= since,
-                Report.resolved_at < until,
-            ),
-        },
+        "reports": {"received": reports_received, "resolved": reports_resolved},
         "queue": queue_counts(site_id)[None],
     }
 
