@@ -174,6 +174,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Most decisions the latency percentiles of /v1/stats read (the newest).",
     ),
     Setting(
+        "STATS_ROLLUP_GRACE_S",
+        3600,
+        "How long after a UTC day ends /v1/stats takes it as closed and counts it once "
+        "into its daily rollup (`civility stats rebuild` recounts).",
+    ),
+    Setting(
         "WEBHOOK_SCHEDULE",
         "5s,5m,30m,2h,5h,10h,10h",
         "Delays before each retry of a "

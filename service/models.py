@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.extensions import db
+from service.moderation.policy import LABELS
 from service.moderation.states import AuthorStatus, CommentStatus
+from service.score_key import ScoreKey, index_name
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; Postgres gets a BIGINT identity.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -114,9 +116,26 @@ class Comment(db.Model):
         # Site-wide queues and counts.
         sa.Index("ix_comment_site_status_created", "site_id", "status", "created_at"),
         sa.Index("ix_comment_author", "author_id", "created_at"),
-        # "Most toxic first" queues: expression indexes over service.score_key's sort key
-        # (ix_comment_site_status_max_score, ix_comment_held_<label>_score), made by
-        # migration 9c1d2e3f4a5b in each backend's SQL.
+        # "Most toxic first" queues: service.score_key's sort key, for every status by the
+        # highest label, and for held comments (the review queue) by each label.
+        sa.Index(
+            "ix_comment_site_status_max_score",
+            "site_id",
+            "status",
+            ScoreKey(None).desc(),
+            sa.literal_column("id").desc(),
+        ),
+        *(
+            sa.Index(
+                index_name(label),
+                "site_id",
+                ScoreKey(label).desc(),
+                sa.literal_column("id").desc(),
+                postgresql_where=sa.text("status = 'held'"),
+                sqlite_where=sa.text("status = 'held'"),
+            )
+            for label in (None, *LABELS)
+        ),
         # Held and pending counts by article (/v1/queue/counts?by_article=true).
         sa.Index(
             "ix_comment_waiting_article",
@@ -126,6 +145,13 @@ class Comment(db.Model):
             "created_at",
             postgresql_where=sa.text("status IN ('held', 'pending')"),
             sqlite_where=sa.text("status IN ('held', 'pending')"),
+        ),
+        # Replies of a deleted comment (ON DELETE SET NULL), found without a table scan.
+        sa.Index(
+            "ix_comment_parent",
+            "parent_id",
+            postgresql_where=sa.text("parent_id IS NOT NULL"),
+            sqlite_where=sa.text("parent_id IS NOT NULL"),
         ),
         # The worker's sweeper: pending comments across all sites, oldest first.
         sa.Index("ix_comment_status_created", "status", "created_at"),
@@ -340,3 +366,16 @@ class WebhookAttempt(db.Model):
     error: Mapped[str | None] = mapped_column(sa.String(1000))
     response_excerpt: Mapped[str | None] = mapped_column(sa.String(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StatsDay(db.Model):
+    """A closed UTC day's additive /v1/stats counts for one site (service.rollups)."""
+
+    __tablename__ = "stats_day"
+
+    site_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("site.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    counts: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -72,7 +72,9 @@ class ScoreKey(ColumnElement[float]):
 
 @compiles(ScoreKey)
 def _compile(element: ScoreKey, compiler: Any, **kw: Any) -> str:
-    return score_sql(element.label, compiler.dialect.name, column_prefix="comment.")
+    # Index DDL names bare columns; queries name the table, as the rest of their SQL does.
+    prefix = "comment." if kw.get("include_table", True) else ""
+    return score_sql(element.label, compiler.dialect.name, column_prefix=prefix)
 
 
 def literal(value: str) -> Any:

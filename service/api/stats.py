@@ -14,12 +14,13 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy.orm import aliased
 
+from service import rollups
 from service.auth import Role, require
-from service.bulk import UNDO
 from service.errors import abort
 from service.extensions import db
 from service.models import Comment, ModerationEvent, Report, utcnow
 from service.moderation.states import CommentStatus
+from service.rollups import DECIDED, is_human, is_policy
 from service.score_key import literals
 
 blp = Blueprint(
@@ -30,9 +31,6 @@ blp = Blueprint(
 )
 SECURITY = [{"bearerAuth": ["moderator"]}]  # the least role allowed (OpenAPI 3.1 roles)
 DEFAULT_WINDOW = timedelta(days=30)
-DECIDED = (CommentStatus.APPROVED, CommentStatus.HELD, CommentStatus.REJECTED)
-# Moves by moderator keys that are not decisions: report requeues and undos.
-NOT_DECISIONS = ("reported", UNDO)
 OVERRIDES = {
     ("approved", "rejected"): "policy_approved_moderator_rejected",
     ("rejected", "approved"): "policy_rejected_moderator_approved",
@@ -197,21 +195,6 @@ def queue_counts(
     return {key: _ages(value, now) for key, value in counts.items()}
 
 
-def is_policy(event: Any) -> Any:
-    """SQL: ``event`` is the policy deciding a pending comment."""
-    return sa.and_(event.actor == "policy", event.from_status == CommentStatus.PENDING)
-
-
-def is_human(event: Any) -> Any:
-    """SQL: ``event`` is a moderator's decision (not a requeue, undo or delete)."""
-    return sa.and_(
-        event.actor != "policy",
-        event.from_status.is_not(None),
-        event.to_status.in_(DECIDED),
-        sa.or_(event.reason_code.is_(None), event.reason_code.not_in(NOT_DECISIONS)),
-    )
-
-
 def percentile(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile of sorted ``values``; None when empty."""
     if not values:
@@ -264,38 +247,13 @@ def _latency(where: list[Any], sample_max: int) -> dict[str, Any]:
     }
 
 
-def site_stats(site_id: int, since: datetime, until: datetime, sample_max: int) -> dict[str, Any]:
+def site_stats(
+    site_id: int, since: datetime, until: datetime, sample_max: int, grace: float
+) -> dict[str, Any]:
     """Every number of StatsOut for one site and window."""
     event = ModerationEvent
-    # Decisions only (creations have no from_status): ix_event_site_decided covers them.
-    window = [
-        event.site_id == site_id,
-        event.created_at >= since,
-        event.created_at < until,
-        event.from_status.is_not(None),
-    ]
-    # Every decision of the window in one pass, grouped by the columns the rules read.
-    decisions = db.session.execute(
-        sa.select(
-            is_policy(event),
-            is_human(event),
-            event.actor,
-            event.to_status,
-            sa.func.count(),
-        )
-        .where(*window)
-        .group_by(event.actor, event.from_status, event.to_status, event.reason_code)
-    ).all()
-    policy_rows: dict[str, int] = {}
-    human_rows: dict[str, int] = {}
-    by_actor: dict[str, int] = {}
-    for policy_made, human_made, actor, to_status, n in decisions:
-        if policy_made:
-            policy_rows[to_status] = policy_rows.get(to_status, 0) + n
-        elif human_made:
-            human_rows[to_status] = human_rows.get(to_status, 0) + n
-            by_actor[actor] = by_actor.get(actor, 0) + n
-    moderators = sorted(by_actor.items(), key=lambda item: (-item[1], item[0]))
+    # Whole closed days come from the daily rollups, the partial ends are counted live.
+    counts = rollups.window(site_id, since, until, grace)
     policy, human = aliased(ModerationEvent), aliased(ModerationEvent)
     override_rows = db.session.execute(
         sa.select(policy.to_status, human.to_status, sa.func.count(sa.distinct(policy.comment_id)))
@@ -318,37 +276,24 @@ def site_stats(site_id: int, since: datetime, until: datetime, sample_max: int) 
     first_human = ~sa.exists().where(
         earlier.comment_id == event.comment_id, earlier.id < event.id, is_human(earlier)
     )
-    received = db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Comment)
-        .where(
-            Comment.site_id == site_id,
-            # Every status: ix_comment_site_status_created then serves the window.
-            Comment.status.in_(list(CommentStatus)),
-            Comment.created_at >= since,
-            Comment.created_at < until,
-        )
-    )
-    created = sa.and_(Report.created_at >= since, Report.created_at < until)
-    resolved = sa.and_(Report.resolved_at >= since, Report.resolved_at < until)
-    reports_received, reports_resolved = db.session.execute(
-        sa.select(sa.func.count().filter(created), sa.func.count().filter(resolved)).where(
-            Report.site_id == site_id, sa.or_(created, resolved)
-        )
-    ).one()
+    window = [event.site_id == site_id, event.created_at >= since, event.created_at < until]
+    moderators = sorted(counts["by_moderator"].items(), key=lambda item: (-item[1], item[0]))
     return {
         "since": since,
         "until": until,
-        "received": received,
-        "policy": _split(list(policy_rows.items())),
-        "moderators": _split(list(human_rows.items())),
+        "received": counts["received"],
+        "policy": _split(list(counts["policy"].items())),
+        "moderators": _split(list(counts["moderators"].items())),
         "by_moderator": [{"actor": actor, "decisions": n} for actor, n in moderators],
         "overrides": overrides,
         "latency": {
             "policy": _latency([*window, is_policy(event)], sample_max),
             "moderators": _latency([*window, is_human(event), first_human], sample_max),
         },
-        "reports": {"received": reports_received, "resolved": reports_resolved},
+        "reports": {
+            "received": counts["reports_received"],
+            "resolved": counts["reports_resolved"],
+        },
         "queue": queue_counts(site_id)[None],
     }
 
@@ -370,4 +315,7 @@ class Stats(MethodView):
                 "Invalid since: must be before until.",
                 errors={"query": {"since": ["Must be before until."]}},
             )
-        return site_stats(g.site.id, since, until, current_app.config["STATS_SAMPLE_MAX"])
+        cfg = current_app.config
+        return site_stats(
+            g.site.id, since, until, cfg["STATS_SAMPLE_MAX"], cfg["STATS_ROLLUP_GRACE_S"]
+        )

@@ -1,4 +1,4 @@
-"""scale indexes: score sorts, waiting counts by article, stats and open reports
+"""scale indexes and daily stats rollups: score sorts, waiting counts, stats, open reports
 
 Revision ID: 9c1d2e3f4a5b
 Revises: 6606f59e57bc
@@ -8,6 +8,7 @@ On Postgres every index is built CONCURRENTLY outside the migration's transactio
 upgrading a live database never locks writes to its comments (a failed build leaves an
 INVALID index: drop it and upgrade again). SQLite builds them in place.
 """
+import sqlalchemy as sa
 from alembic import op
 
 from service.moderation.policy import LABELS
@@ -40,6 +41,10 @@ def _indexes(dialect: str, concurrently: bool) -> list[str]:
         # /v1/stats: decisions in a window, read from the index alone (creations left out).
         f"CREATE INDEX {how}IF NOT EXISTS ix_event_site_decided ON moderation_event "
         f"{decided_columns} WHERE from_status IS NOT NULL",
+        # Deleting a comment sets its replies' parent_id to NULL: without this index every
+        # deleted comment (erasure, pruning) scanned the whole table for its replies.
+        f"CREATE INDEX {how}IF NOT EXISTS ix_comment_parent ON comment (parent_id) "
+        "WHERE parent_id IS NOT NULL",
         f"CREATE INDEX {how}IF NOT EXISTS ix_report_site_open ON report (site_id, comment_id) "
         "WHERE resolved_at IS NULL",
         f"CREATE INDEX {how}IF NOT EXISTS ix_report_site_created ON report (site_id, created_at)",
@@ -52,6 +57,7 @@ NAMES = [
     *(index_name(label) for label in (None, *LABELS)),
     "ix_comment_site_status_max_score",
     "ix_comment_waiting_article",
+    "ix_comment_parent",
     "ix_event_site_decided",
     "ix_report_site_open",
     "ix_report_site_created",
@@ -60,6 +66,15 @@ NAMES = [
 
 
 def upgrade():
+    op.create_table(
+        "stats_day",
+        sa.Column("site_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("counts", sa.JSON(), nullable=False),
+        sa.Column("computed_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["site_id"], ["site.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("site_id", "day"),
+    )
     dialect = op.get_bind().dialect.name
     if dialect == "postgresql":
         with op.get_context().autocommit_block():
@@ -87,3 +102,4 @@ def downgrade():
     else:
         for statement in statements:
             op.execute(statement)
+    op.drop_table("stats_day")
