@@ -221,3 +221,23 @@ def webhooks(burst: bool) -> None:
     except ValueError as exc:
         raise click.ClickException(f"{exc}; the dispatcher cannot start") from exc
     sys.exit(status)
+
+
+@main.group()
+def stats() -> None:
+    """Maintain the daily rollups behind /v1/stats."""
+
+
+@stats.command("rebuild")
+@click.option("--site", "site_id", type=int, help="Only this site id (default: every site).")
+@with_appcontext
+def stats_rebuild(site_id: int | None) -> None:
+    """Recount every closed day's stats from the tables (after pruning, erasure or imports)."""
+    from flask import current_app
+
+    from service import rollups
+
+    if site_id is not None and db.session.get(Site, site_id) is None:
+        raise click.ClickException(f"no site {site_id}")
+    days = rollups.rebuild(site_id, current_app.config["STATS_ROLLUP_GRACE_S"])
+    emit({"site_id": site_id, "days": days})

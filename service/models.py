@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.extensions import db
+from service.moderation.policy import LABELS
 from service.moderation.states import AuthorStatus, CommentStatus
+from service.score_key import ScoreKey, index_name
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; Postgres gets a BIGINT identity.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -114,8 +116,43 @@ class Comment(db.Model):
         # Site-wide queues and counts.
         sa.Index("ix_comment_site_status_created", "site_id", "status", "created_at"),
         sa.Index("ix_comment_author", "author_id", "created_at"),
-        # "Most toxic first" queues.
-        sa.Index("ix_comment_site_status_score", "site_id", "status", "max_score"),
+        # "Most toxic first" queues: service.score_key's sort key, for every status by the
+        # highest label, and for held comments (the review queue) by each label.
+        sa.Index(
+            "ix_comment_site_status_max_score",
+            "site_id",
+            "status",
+            ScoreKey(None).desc(),
+            sa.literal_column("id").desc(),
+        ),
+        *(
+            sa.Index(
+                index_name(label),
+                "site_id",
+                ScoreKey(label).desc(),
+                sa.literal_column("id").desc(),
+                postgresql_where=sa.text("status = 'held'"),
+                sqlite_where=sa.text("status = 'held'"),
+            )
+            for label in (None, *LABELS)
+        ),
+        # Held and pending counts by article (/v1/queue/counts?by_article=true).
+        sa.Index(
+            "ix_comment_waiting_article",
+            "site_id",
+            "article_id",
+            "status",
+            "created_at",
+            postgresql_where=sa.text("status IN ('held', 'pending')"),
+            sqlite_where=sa.text("status IN ('held', 'pending')"),
+        ),
+        # Replies of a deleted comment (ON DELETE SET NULL), found without a table scan.
+        sa.Index(
+            "ix_comment_parent",
+            "parent_id",
+            postgresql_where=sa.text("parent_id IS NOT NULL"),
+            sqlite_where=sa.text("parent_id IS NOT NULL"),
+        ),
         # The worker's sweeper: pending comments across all sites, oldest first.
         sa.Index("ix_comment_status_created", "status", "created_at"),
     )
@@ -158,6 +195,23 @@ class ModerationEvent(db.Model):
     __table_args__ = (
         sa.Index("ix_event_comment", "comment_id", "id"),
         sa.Index("ix_event_site_created", "site_id", "created_at"),
+        # /v1/stats reads decisions in a window from this index alone (SQLite's lists the
+        # included columns as keys).
+        sa.Index(
+            "ix_event_site_decided",
+            "site_id",
+            "created_at",
+            postgresql_include=[
+                "id",
+                "comment_id",
+                "actor",
+                "from_status",
+                "to_status",
+                "reason_code",
+            ],
+            postgresql_where=sa.text("from_status IS NOT NULL"),
+            sqlite_where=sa.text("from_status IS NOT NULL"),
+        ),
         sa.Index("ix_event_bulk", "bulk_id", "id"),
     )
 
@@ -178,7 +232,24 @@ class ModerationEvent(db.Model):
 
 class Report(db.Model):
     __tablename__ = "report"
-    __table_args__ = (sa.Index("ix_report_comment_open", "comment_id", "resolved_at"),)
+    __table_args__ = (
+        sa.Index("ix_report_comment_open", "comment_id", "resolved_at"),
+        sa.Index(
+            "ix_report_site_open",
+            "site_id",
+            "comment_id",
+            postgresql_where=sa.text("resolved_at IS NULL"),
+            sqlite_where=sa.text("resolved_at IS NULL"),
+        ),
+        sa.Index("ix_report_site_created", "site_id", "created_at"),
+        sa.Index(
+            "ix_report_site_resolved",
+            "site_id",
+            "resolved_at",
+            postgresql_where=sa.text("resolved_at IS NOT NULL"),
+            sqlite_where=sa.text("resolved_at IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
@@ -328,6 +399,8 @@ class CoralSecret(db.Model):
     secret: Mapped[str] = mapped_column(sa.String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class DashboardSession(db.Model):
     """A dashboard sign-in: the cookie carries a random token, this row says it is live.
 
@@ -355,3 +428,16 @@ class DashboardSession(db.Model):
     ended_by: Mapped[str | None] = mapped_column(sa.String(100))
 
     api_key: Mapped[ApiKey] = relationship(lazy="joined", innerjoin=True)
+
+
+class StatsDay(db.Model):
+    """A closed UTC day's additive /v1/stats counts for one site (service.rollups)."""
+
+    __tablename__ = "stats_day"
+
+    site_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("site.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    counts: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -229,7 +229,8 @@ def _selection(fields: dict[str, Any]) -> tuple[bulk.Selection, dict[str, Any], 
         return selection, {"ids": sorted(set(ids))}, "ids"
     where = tuple(conditions(site_id, fields["filter"]))
     record = {"filter": QueueFilter().dump(fields["filter"])}
-    return bulk.Selection(site_id, where=where), record, "filter"
+    selection = bulk.Selection(site_id, where=where, status=fields["filter"]["status"])
+    return selection, record, "filter"
 
 
 def _check_size(matched: int, field: str) -> None:

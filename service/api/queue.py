@@ -33,6 +33,7 @@ from service.extensions import db
 from service.models import Article, Author, Comment, Report, utcnow
 from service.moderation.policy import LABELS
 from service.moderation.states import CommentStatus
+from service.score_key import ScoreKey, literal
 
 blp = Blueprint(
     "queue", __name__, url_prefix="/v1/queue", description="What moderators review, and how much."
@@ -52,7 +53,6 @@ COMMENT_FIELDS = (
     "decided_at",
     "decided_by",
 )
-NO_SCORE = -1.0  # sorts unscored comments (pending, scoring_failed) after every scored one
 
 
 class QueueFilter(ma.Schema):
@@ -187,14 +187,13 @@ class CountsOut(ma.Schema):
     articles = ma.fields.List(ma.fields.Nested(ArticleCounts))
 
 
-def score_column(label: str | None) -> Any:
-    """The score a filter or sort reads: one label's, or the comment's highest."""
-    return Comment.max_score if label is None else Comment.scores[label].as_float()
-
-
 def conditions(site_id: int, filters: dict[str, Any]) -> list[Any]:
-    """SQL conditions for a QueueFilter's fields, scoped to ``site_id``."""
-    where = [Comment.site_id == site_id, Comment.status == filters["status"]]
+    """SQL conditions for a QueueFilter's fields, scoped to ``site_id``.
+
+    The status is rendered into the SQL (it is one of CommentStatus), so the partial
+    indexes over held comments match under generic plans too.
+    """
+    where = [Comment.site_id == site_id, Comment.status == literal(filters["status"])]
     if "reported" in filters:
         open_report = sa.exists().where(
             Report.comment_id == Comment.id, Report.resolved_at.is_(None)
@@ -213,11 +212,13 @@ def conditions(site_id: int, filters: dict[str, Any]) -> list[Any]:
     if "reason" in filters:
         code = filters["reason"].replace("_", "\\_")  # "_" is LIKE's any-character
         where.append(Comment.reason_codes.like(f"% {code} %", escape="\\"))
-    score = score_column(filters.get("label"))
+    # The sort key (-1 for no score) so the score indexes serve filters too; scores are
+    # probabilities, so ">= 0" keeps unscored comments out as a NULL comparison would.
+    score = ScoreKey(filters.get("label"))
     if "min_score" in filters:
         where.append(score >= filters["min_score"])
     if "max_score" in filters:
-        where.append(score <= filters["max_score"])
+        where.append(sa.and_(score >= 0, score <= filters["max_score"]))
     if "since" in filters:
         where.append(Comment.created_at >= filters["since"])
     if "until" in filters:
@@ -307,7 +308,7 @@ class Queue(MethodView):
         limit = page_size(args.get("limit"), cfg["PAGE_SIZE"], cfg["PAGE_SIZE_MAX"])
         sort = args["sort"]
         if sort == "-score":
-            key = (sa.func.coalesce(score_column(args.get("label")), NO_SCORE), Comment.id)
+            key = (ScoreKey(args.get("label")), Comment.id)
         else:
             key = (Comment.created_at, Comment.id)
         descending = sort.startswith("-")

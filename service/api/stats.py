@@ -14,13 +14,15 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy.orm import aliased
 
+from service import rollups
 from service.api.common import DateTimeIn
 from service.auth import Role, require
-from service.bulk import UNDO
 from service.errors import abort
 from service.extensions import db
 from service.models import Comment, ModerationEvent, Report, utcnow
 from service.moderation.states import CommentStatus
+from service.rollups import DECIDED, is_human, is_policy
+from service.score_key import literals
 
 blp = Blueprint(
     "stats",
@@ -30,9 +32,6 @@ blp = Blueprint(
 )
 SECURITY = [{"bearerAuth": ["moderator"]}]  # the least role allowed (OpenAPI 3.1 roles)
 DEFAULT_WINDOW = timedelta(days=30)
-DECIDED = (CommentStatus.APPROVED, CommentStatus.HELD, CommentStatus.REJECTED)
-# Moves by moderator keys that are not decisions: report requeues and undos.
-NOT_DECISIONS = ("reported", UNDO)
 OVERRIDES = {
     ("approved", "rejected"): "policy_approved_moderator_rejected",
     ("rejected", "approved"): "policy_rejected_moderator_approved",
@@ -145,20 +144,35 @@ def queue_counts(
     if article_id is not None:
         scope.append(Comment.article_id == article_id)
     group = [Comment.article_id] if by_article else []
+    # Literal statuses: the partial index ix_comment_waiting_article then serves the counts.
     waiting = db.session.execute(
         sa.select(*group, Comment.status, sa.func.count(), sa.func.min(Comment.created_at))
-        .where(*scope, Comment.status.in_((CommentStatus.HELD, CommentStatus.PENDING)))
+        .where(*scope, Comment.status.in_(literals(CommentStatus.HELD, CommentStatus.PENDING)))
         .group_by(*group, Comment.status)
     ).all()
-    reported = db.session.execute(
-        sa.select(*group, sa.func.count(sa.distinct(Comment.id)))
-        .join(Report, Report.comment_id == Comment.id)
+    # From the open reports (ix_report_site_open) to their comments, one primary-key
+    # lookup each: as a join, Postgres hashed every approved comment of the site instead.
+    reported_ids = (
+        sa.select(Report.comment_id)
+        .where(Report.site_id == site_id, Report.resolved_at.is_(None))
+        .distinct()
+        .subquery()
+    )
+    article_of = (
+        sa.select(Comment.article_id)
         .where(
+            Comment.id == reported_ids.c.comment_id,
             *scope,
-            Report.resolved_at.is_(None),
             Comment.status.in_((CommentStatus.APPROVED, CommentStatus.HELD)),
         )
-        .group_by(*group)
+        .scalar_subquery()
+    )
+    waiting_reports = sa.select(article_of.label("article_id")).select_from(reported_ids).subquery()
+    by = [waiting_reports.c.article_id] if by_article else []
+    reported = db.session.execute(
+        sa.select(*by, sa.func.count())
+        .where(waiting_reports.c.article_id.is_not(None))
+        .group_by(*by)
     ).all()
     counts: dict[Any, dict[str, Any]] = {}
 
@@ -191,21 +205,6 @@ def queue_counts(
     return {key: _ages(value, now) for key, value in counts.items()}
 
 
-def is_policy(event: Any) -> Any:
-    """SQL: ``event`` is the policy deciding a pending comment."""
-    return sa.and_(event.actor == "policy", event.from_status == CommentStatus.PENDING)
-
-
-def is_human(event: Any) -> Any:
-    """SQL: ``event`` is a moderator's decision (not a requeue, undo or delete)."""
-    return sa.and_(
-        event.actor != "policy",
-        event.from_status.is_not(None),
-        event.to_status.in_(DECIDED),
-        sa.or_(event.reason_code.is_(None), event.reason_code.not_in(NOT_DECISIONS)),
-    )
-
-
 def percentile(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile of sorted ``values``; None when empty."""
     if not values:
@@ -221,41 +220,59 @@ def _split(rows: list[Any]) -> dict[str, int]:
 
 
 def _latency(where: list[Any], sample_max: int) -> dict[str, Any]:
-    rows = db.session.execute(
-        sa.select(ModerationEvent.created_at, Comment.created_at)
-        .join(Comment, Comment.id == ModerationEvent.comment_id)
+    """Median and nearest-rank p95 of submit-to-decision seconds of the newest decisions.
+
+    Postgres computes them (percentile_cont is the median's interpolation,
+    percentile_disc the nearest rank); SQLite has no percentile aggregate, so there the
+    sample's seconds come to Python.
+    """
+    sample = (
+        sa.select(ModerationEvent.comment_id, ModerationEvent.created_at.label("decided"))
         .where(*where)
         .order_by(ModerationEvent.id.desc())
         .limit(sample_max)
-    ).all()
-    seconds = sorted(max(0.0, (decided - created).total_seconds()) for decided, created in rows)
+        .cte("sample")
+    )
+    # Bounding the comments by the sample's own id range changes no row, but lets the
+    # join read that range of the primary key instead of every comment of the site.
+    lowest = sa.select(sa.func.min(sample.c.comment_id)).scalar_subquery()
+    highest = sa.select(sa.func.max(sample.c.comment_id)).scalar_subquery()
+    newest = (
+        sa.select(sample.c.decided, Comment.created_at.label("created"))
+        .join(Comment, Comment.id == sample.c.comment_id)
+        .where(Comment.id >= lowest, Comment.id <= highest)
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        sample = newest.subquery()
+        seconds = sa.func.greatest(0.0, sa.extract("epoch", sample.c.decided - sample.c.created))
+        count, median, p95 = db.session.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.percentile_cont(0.5).within_group(seconds),
+                sa.func.percentile_disc(0.95).within_group(seconds),
+            ).select_from(sample)
+        ).one()
+        return {
+            "samples": count,
+            "median_s": None if median is None else float(median),
+            "p95_s": None if p95 is None else float(p95),
+        }
+    rows = db.session.execute(newest).all()
+    values = sorted(max(0.0, (decided - created).total_seconds()) for decided, created in rows)
     return {
-        "samples": len(seconds),
-        "median_s": statistics.median(seconds) if seconds else None,
-        "p95_s": percentile(seconds, 0.95),
+        "samples": len(values),
+        "median_s": statistics.median(values) if values else None,
+        "p95_s": percentile(values, 0.95),
     }
 
 
-def site_stats(site_id: int, since: datetime, until: datetime, sample_max: int) -> dict[str, Any]:
+def site_stats(
+    site_id: int, since: datetime, until: datetime, sample_max: int, grace: float
+) -> dict[str, Any]:
     """Every number of StatsOut for one site and window."""
     event = ModerationEvent
-    window = [event.site_id == site_id, event.created_at >= since, event.created_at < until]
-
-    def count(model: Any, *where: Any) -> int:
-        return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
-
-    def by_status(*where: Any) -> dict[str, int]:
-        rows = db.session.execute(
-            sa.select(event.to_status, sa.func.count()).where(*where).group_by(event.to_status)
-        ).all()
-        return _split(rows)
-
-    moderators = db.session.execute(
-        sa.select(event.actor, sa.func.count().label("n"))
-        .where(*window, is_human(event))
-        .group_by(event.actor)
-        .order_by(sa.desc("n"), event.actor)
-    ).all()
+    # Whole closed days come from the daily rollups, the partial ends are counted live.
+    counts = rollups.window(site_id, since, until, grace)
     policy, human = aliased(ModerationEvent), aliased(ModerationEvent)
     override_rows = db.session.execute(
         sa.select(policy.to_status, human.to_status, sa.func.count(sa.distinct(policy.comment_id)))
@@ -263,6 +280,7 @@ def site_stats(site_id: int, since: datetime, until: datetime, sample_max: int) 
         .where(
             policy.site_id == site_id,
             is_policy(policy),
+            human.site_id == site_id,
             is_human(human),
             human.created_at >= since,
             human.created_at < until,
@@ -277,17 +295,14 @@ def site_stats(site_id: int, since: datetime, until: datetime, sample_max: int) 
     first_human = ~sa.exists().where(
         earlier.comment_id == event.comment_id, earlier.id < event.id, is_human(earlier)
     )
+    window = [event.site_id == site_id, event.created_at >= since, event.created_at < until]
+    moderators = sorted(counts["by_moderator"].items(), key=lambda item: (-item[1], item[0]))
     return {
         "since": since,
         "until": until,
-        "received": count(
-            Comment,
-            Comment.site_id == site_id,
-            Comment.created_at >= since,
-            Comment.created_at < until,
-        ),
-        "policy": by_status(*window, is_policy(event)),
-        "moderators": by_status(*window, is_human(event)),
+        "received": counts["received"],
+        "policy": _split(list(counts["policy"].items())),
+        "moderators": _split(list(counts["moderators"].items())),
         "by_moderator": [{"actor": actor, "decisions": n} for actor, n in moderators],
         "overrides": overrides,
         "latency": {
@@ -295,18 +310,8 @@ def site_stats(site_id: int, since: datetime, until: datetime, sample_max: int) 
             "moderators": _latency([*window, is_human(event), first_human], sample_max),
         },
         "reports": {
-            "received": count(
-                Report,
-                Report.site_id == site_id,
-                Report.created_at >= since,
-                Report.created_at < until,
-            ),
-            "resolved": count(
-                Report,
-                Report.site_id == site_id,
-                Report.resolved_at >= since,
-                Report.resolved_at < until,
-            ),
+            "received": counts["reports_received"],
+            "resolved": counts["reports_resolved"],
         },
         "queue": queue_counts(site_id)[None],
     }
@@ -329,4 +334,7 @@ class Stats(MethodView):
                 "Invalid since: must be before until.",
                 errors={"query": {"since": ["Must be before until."]}},
             )
-        return site_stats(g.site.id, since, until, current_app.config["STATS_SAMPLE_MAX"])
+        cfg = current_app.config
+        return site_stats(
+            g.site.id, since, until, cfg["STATS_SAMPLE_MAX"], cfg["STATS_ROLLUP_GRACE_S"]
+        )
