@@ -8,6 +8,7 @@ def register_blueprints(api: Api) -> None:
     from service.api import (
         articles,
         authors,
+        calibration,
         comments,
         decisions,
         health,
@@ -19,3 +20,4 @@ def register_blueprints(api: Api) -> None:
 
     for module in (health, articles, comments, site, webhooks, queue, decisions, authors, stats):
         api.register_blueprint(module.blp)
+    api.register_blueprint(calibration.blp)
