@@ -51,13 +51,14 @@ DEFAULT_REJECT_AT: Mapping[str, float] = MappingProxyType(
     }
 )
 
-# alt-profanity-check's probabilities sit far lower than Detoxify's on the same comments, so
-# Detoxify's 0.6 approves most offensive ones. These are the thresholds bench/thresholds.py
-# derives from bench/data (hold: the best F1 of "not approved"; reject: the lowest threshold
-# upheld at 95% precision). alt-profanity-check was trained on the Davidson tweets and on
-# Wikipedia data, so its figures on them (docs/benchmarks.md) are optimistic.
-PROFANITY_CHECK_HOLD_AT = 0.3
-PROFANITY_CHECK_REJECT_AT = 0.9
+# alt-profanity-check's probabilities sit on another scale than Detoxify's. bench/thresholds.py
+# derives its defaults from bench/data: hold at the best mean F1 of "not approved" across the
+# Davidson tweets and the Jigsaw sample (0.37: F1 0.980 and 0.786; Detoxify's 0.6 gives 0.973
+# and 0.769), reject at the lowest threshold upheld at 95% precision in both (0.97: 0.998
+# and 1.0; 0.95 gives 0.875 on Jigsaw). alt-profanity-check was trained on the Davidson
+# tweets and on Wikipedia data, so these figures on them are optimistic.
+PROFANITY_CHECK_HOLD_AT = 0.37
+PROFANITY_CHECK_REJECT_AT = 0.97
 
 # Each scorer's defaults, by scorer name (a comment's ``model`` before the "@"); scorers not
 # named here (every Detoxify model) take DEFAULT_HOLD_AT / DEFAULT_REJECT_AT.
