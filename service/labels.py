@@ -1,10 +1,11 @@
 """Labelled comments for calibration: what moderators decided about what the site's model scored.
 
-A label is one comment's scores and a verdict: ``rejected`` True (not acceptable) or False
-(acceptable). Labels come from sources, each a function of (site, model, window) that
-answers rows of (comment id, scores, rejected); ``SOURCES`` lists them and ``gather`` joins
-them, a later source's verdict on a comment replacing an earlier one's. Perspective-style
-feedback (``comments:suggestscore``) becomes one more function there once its table exists.
+A label is one comment's scores and a verdict: rejected (not acceptable) or not
+(acceptable). Labels come from sources, each a function of (window, labels, limit) that
+answers rows of (comment id, rejected 1/0, a score per label); ``SOURCES`` lists them and
+``gather`` joins them into columns, a later source's verdict on a comment replacing an
+earlier one's. Perspective-style feedback (``comments:suggestscore``) becomes one more
+function there once its table exists.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import numpy as np
 import redis
 import sqlalchemy as sa
 from flask import current_app
@@ -42,7 +45,27 @@ class Window:
     until: datetime
 
 
-Row = tuple[int, dict[str, float], bool]
+# A source's rows: (comment id, 1 if rejected else 0, one score per label; -1 where unscored).
+Row = tuple[Any, ...]
+MISSING = -1.0
+
+
+@dataclass
+class Labelled:
+    """The labels of a window as columns: comment ids, scores per label (NaN where the
+    model gave none), verdicts, and how many labels each source gave."""
+
+    ids: np.ndarray
+    scores: dict[str, np.ndarray]
+    rejected: np.ndarray
+    sources: dict[str, int]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def verdicts(self) -> dict[int, bool]:
+        """Comment id → rejected."""
+        return dict(zip(self.ids.tolist(), self.rejected.tolist(), strict=True))
 
 
 def current_model(site_id: int) -> str | None:
@@ -76,14 +99,34 @@ def scorer_of(site_id: int) -> str:
     return current_model(site_id) or current_app.config["SCORER"]
 
 
-def moderator_decisions(window: Window, limit: int) -> Iterable[Row]:
+def model_labels(window: Window) -> list[str]:
+    """The labels the model scores, read from the newest comment of the site it scored."""
+    scores = db.session.scalar(
+        sa.select(Comment.scores)
+        .where(
+            Comment.site_id == window.site_id,
+            Comment.model == window.model,
+            Comment.scores.is_not(None),
+        )
+        .order_by(Comment.id.desc())
+        .limit(1)
+    )
+    return list(scores) if isinstance(scores, dict) else []
+
+
+def _score(label: str) -> Any:
+    # Extracted in SQL (json_extract / ->>): no JSON decoding per row in Python.
+    return sa.func.coalesce(Comment.scores[label].as_float(), MISSING)
+
+
+def moderator_decisions(window: Window, labels: list[str], limit: int) -> Iterable[Row]:
     """The newest moderator decision per comment in the window, on comments the model
     scored, the ``limit`` newest; a moderator hold is no verdict, so a comment whose newest
     decision is a hold is left out."""
     ranked = (
         sa.select(
-            ModerationEvent.comment_id,
             ModerationEvent.id,
+            ModerationEvent.comment_id,
             ModerationEvent.to_status,
             sa.func.row_number()
             .over(partition_by=ModerationEvent.comment_id, order_by=ModerationEvent.id.desc())
@@ -102,8 +145,9 @@ def moderator_decisions(window: Window, limit: int) -> Iterable[Row]:
         )
         .subquery()
     )
-    rows = db.session.execute(
-        sa.select(Comment.id, Comment.scores, ranked.c.to_status)
+    rejected = sa.case((ranked.c.to_status == CommentStatus.REJECTED, 1), else_=0)
+    return db.session.connection().execute(
+        sa.select(Comment.id, rejected, *(_score(label) for label in labels))
         .join(ranked, ranked.c.comment_id == Comment.id)
         .where(
             ranked.c.rank == 1,
@@ -115,28 +159,37 @@ def moderator_decisions(window: Window, limit: int) -> Iterable[Row]:
         .order_by(ranked.c.id.desc())
         .limit(limit)
     )
-    for comment_id, scores, to_status in rows:
-        yield comment_id, scores, to_status == CommentStatus.REJECTED
 
 
-# Each source of labels, oldest evidence first: a later source's verdict wins.
-SOURCES: tuple[tuple[str, Callable[[Window, int], Iterable[Row]]], ...] = (
+# Each source of labels, oldest evidence first: a later source's verdict on a comment wins.
+SOURCES: tuple[tuple[str, Callable[[Window, list[str], int], Iterable[Row]]], ...] = (
     ("moderator", moderator_decisions),
 )
 
 
-def gather(
-    window: Window, limit: int
-) -> tuple[dict[int, tuple[dict[str, float], bool]], dict[str, int]]:
-    """The labels in the window by comment id (at most ``limit`` per source, the newest),
-    and how many each source gave."""
-    labelled: dict[int, tuple[dict[str, float], bool]] = {}
-    counts: dict[str, int] = {}
-    for name, source in SOURCES:
-        counts[name] = 0
-        for comment_id, scores, rejected in source(window, limit):
-            if isinstance(scores, dict) and scores:
-                labelled[comment_id] = (scores, rejected)
-                counts[name] += 1
+def gather(window: Window, limit: int) -> Labelled:
+    """The labels in the window (at most ``limit`` per source, the newest), as columns."""
+    labels = model_labels(window)
+    parts, names = [], []
+    for index, (_, source) in enumerate(SOURCES):
+        # Plain tuples first: numpy reads a list of Row objects a hundred times slower.
+        rows = np.array([tuple(row) for row in source(window, labels, limit)], dtype=float)
+        parts.append(rows.reshape(-1, 2 + len(labels)))
+        names.append(np.full(len(rows), index))
     db.session.rollback()  # end the read: on SQLite it would hold the database
-    return labelled, counts
+    rows = np.concatenate(parts) if parts else np.empty((0, 2 + len(labels)))
+    origin = np.concatenate(names) if names else np.empty(0, dtype=int)
+    # The last row of each comment wins: unique over the reversed ids finds it.
+    _, last = np.unique(rows[::-1, 0], return_index=True)
+    keep = np.sort(len(rows) - 1 - last)
+    rows, origin = rows[keep], origin[keep]
+    scores = {}
+    for i, label in enumerate(labels):
+        column = rows[:, 2 + i]
+        scores[label] = np.where(column == MISSING, np.nan, column)
+    return Labelled(
+        ids=rows[:, 0].astype(np.int64),
+        scores=scores,
+        rejected=rows[:, 1] == 1,
+        sources={name: int((origin == i).sum()) for i, (name, _) in enumerate(SOURCES)},
+    )

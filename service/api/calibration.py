@@ -15,7 +15,7 @@ from service.api.schemas import ModerationSettings, check_order, effective
 from service.auth import Role, require
 from service.errors import abort
 from service.models import Site, utcnow
-from service.moderation.calibration import Rules, calibrate
+from service.moderation.calibration import Rules, calibrate_columns
 from service.moderation.policy import LABELS, PolicySettings, default_thresholds
 
 blp = Blueprint(
@@ -201,10 +201,10 @@ def _rules() -> Rules:
     )
 
 
-def _labels_of(labelled: dict[int, tuple[dict[str, float], bool]]) -> list[str]:
-    """The labels the model scores, in the policy's order (then any others)."""
-    seen = {label for scores, _ in labelled.values() for label in scores}
-    return [label for label in LABELS if label in seen] + sorted(seen - set(LABELS))
+def _in_policy_order(columns: dict[str, Any]) -> dict[str, Any]:
+    """The model's labels in the policy's order (then any others)."""
+    order = [label for label in LABELS if label in columns]
+    return {label: columns[label] for label in order + sorted(set(columns) - set(order))}
 
 
 @blp.route("/calibration")
@@ -221,16 +221,11 @@ class Calibration(MethodView):
         model = args.get("model") or labels.current_model(site.id)
         rules = _rules()
         hold_defaults, reject_defaults = default_thresholds(model or labels.scorer_of(site.id))
-        labelled: dict = {}
-        sources = {name: 0 for name, _ in labels.SOURCES}
-        if model:
-            window = labels.Window(site.id, model, since, until)
-            labelled, sources = labels.gather(
-                window, current_app.config["CALIBRATION_MAX_DECISIONS"]
-            )
-        report = calibrate(
-            list(labelled.values()),
-            _labels_of(labelled),
+        window = labels.Window(site.id, model or "", since, until)
+        labelled = labels.gather(window, current_app.config["CALIBRATION_MAX_DECISIONS"])
+        report = calibrate_columns(
+            _in_policy_order(labelled.scores),
+            labelled.rejected,
             effective(site.hold_at, hold_defaults),
             effective(site.reject_at, reject_defaults),
             rules,
@@ -240,8 +235,8 @@ class Calibration(MethodView):
             "since": since,
             "until": until,
             "decisions": len(labelled),
-            "rejected": sum(1 for _, rejected in labelled.values() if rejected),
-            "sources": sources,
+            "rejected": int(labelled.rejected.sum()),
+            "sources": labelled.sources,
             "min_decisions": rules.min_decisions,
             "target_precision": rules.target_precision,
             "target_recall": rules.target_recall,
@@ -284,8 +279,7 @@ class Simulate(MethodView):
             rows = simulation.replayable(site.id, model, since, until, limit)
             # Decisions on these comments come after they were written: read them up to now.
             window = labels.Window(site.id, model, since, max(until, utcnow()) + timedelta(1))
-            labelled, _ = labels.gather(window, cfg["CALIBRATION_MAX_DECISIONS"])
-            verdicts = {cid: rejected for cid, (_, rejected) in labelled.items()}
+            verdicts = labels.gather(window, cfg["CALIBRATION_MAX_DECISIONS"]).verdicts()
         answer = simulation.simulate(
             rows,
             PolicySettings.from_mapping(now, scorer),

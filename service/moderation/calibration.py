@@ -225,13 +225,28 @@ def calibrate(
     label only when it has a score for it. Labels without a threshold are figured as
     never flagging.
     """
-    rules = rules or Rules()
-    rejected = np.fromiter((bool(r) for _, r in examples), dtype=bool, count=len(examples))
-    report = {}
-    for label in labels:
-        column = np.fromiter(
+    labels = list(labels)
+    columns = {
+        label: np.fromiter(
             (float(s.get(label, math.nan)) for s, _ in examples), dtype=float, count=len(examples)
         )
+        for label in labels
+    }
+    rejected = np.fromiter((bool(r) for _, r in examples), dtype=bool, count=len(examples))
+    return calibrate_columns(columns, rejected, hold_at, reject_at, rules)
+
+
+def calibrate_columns(
+    columns: Mapping[str, np.ndarray],
+    rejected: np.ndarray,
+    hold_at: Mapping[str, float | None],
+    reject_at: Mapping[str, float | None],
+    rules: Rules | None = None,
+) -> dict[str, dict[str, Any]]:
+    """calibrate() over columns: label → scores (NaN where unscored), and the verdicts."""
+    rules = rules or Rules()
+    report = {}
+    for label, column in columns.items():
         scored = ~np.isnan(column)
         sweep = Sweep(column[scored], rejected[scored])
         report[label] = _label_report(sweep, hold_at.get(label), reject_at.get(label), rules)
