@@ -37,22 +37,20 @@ POLICY_FIELDS = (
 )
 
 
-def _window_fields() -> dict[str, ma.fields.Field]:
-    days = "CIVILITY_CALIBRATION_DAYS (90)"
-    return {
-        "since": ma.fields.AwareDateTime(
-            default_timezone=UTC,
-            metadata={"description": f"Start (ISO 8601); default {days} days before until."},
-        ),
-        "until": ma.fields.AwareDateTime(
-            default_timezone=UTC, metadata={"description": "End, exclusive; default now."}
-        ),
-    }
+class WindowArgs(ma.Schema):
+    since = ma.fields.AwareDateTime(
+        default_timezone=UTC,
+        metadata={
+            "description": "Start (ISO 8601); default CIVILITY_CALIBRATION_DAYS (90) days "
+            "before until."
+        },
+    )
+    until = ma.fields.AwareDateTime(
+        default_timezone=UTC, metadata={"description": "End, exclusive; default now."}
+    )
 
 
-class CalibrationArgs(ma.Schema):
-    since = _window_fields()["since"]
-    until = _window_fields()["until"]
+class CalibrationArgs(WindowArgs):
     model = ma.fields.String(
         validate=ma.validate.Length(min=1, max=200),
         metadata={
@@ -62,9 +60,7 @@ class CalibrationArgs(ma.Schema):
     )
 
 
-class SimulateIn(ModerationSettings):
-    since = _window_fields()["since"]
-    until = _window_fields()["until"]
+class SimulateIn(ModerationSettings, WindowArgs):
     limit = ma.fields.Integer(
         validate=ma.validate.Range(min=1),
         metadata={
