@@ -207,6 +207,37 @@ SETTINGS: tuple[Setting, ...] = (
         "into its daily rollup (`civility stats rebuild` recounts).",
     ),
     Setting(
+        "CALIBRATION_DAYS",
+        90,
+        "Default window of `/v1/site/calibration` and `/v1/site/simulate`, in days back.",
+    ),
+    Setting(
+        "CALIBRATION_MIN_DECISIONS",
+        200,
+        "Moderator decisions a label needs before calibration reports figures and suggests "
+        'thresholds for it (below: "not enough decisions").',
+    ),
+    Setting(
+        "CALIBRATION_MAX_DECISIONS",
+        1000000,
+        "Most labelled comments one calibration reads (the newest decisions).",
+    ),
+    Setting(
+        "CALIBRATION_TARGET_PRECISION",
+        0.95,
+        "Suggested `reject_at` is the lowest threshold whose rejections moderators upheld "
+        "at this precision.",
+    ),
+    Setting(
+        "CALIBRATION_TARGET_RECALL",
+        0.0,
+        "When above 0, suggested `hold_at` is the highest threshold that holds this share "
+        "of what moderators rejected; 0 = the threshold of best F1.",
+    ),
+    Setting("SIMULATE_LIMIT", 10000, "Comments `/v1/site/simulate` replays by default."),
+    Setting("SIMULATE_LIMIT_MAX", 100000, "Most comments one simulation may replay."),
+    Setting("SIMULATE_SAMPLE", 20, "Comment ids a simulation answers per move."),
+    Setting(
         "WEBHOOK_SCHEDULE",
         "5s,5m,30m,2h,5h,10h,10h",
         "Delays before each retry of a "

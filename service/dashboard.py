@@ -15,8 +15,9 @@ from service.api.site import effective
 from service.auth import Role
 from service.errors import abort
 from service.extensions import db
+from service.labels import scorer_of
 from service.models import ApiKey
-from service.moderation.policy import DEFAULT_HOLD_AT, DEFAULT_REJECT_AT, LABELS
+from service.moderation.policy import LABELS, default_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def page_config(api_key: ApiKey) -> dict[str, Any]:
     every score bar marks them.
     """
     site = api_key.site
+    hold_defaults, reject_defaults = default_thresholds(scorer_of(site.id))
     return {
         "role": api_key.role,
         "key_name": api_key.name,
@@ -80,8 +82,8 @@ def page_config(api_key: ApiKey) -> dict[str, Any]:
         "site_name": site.name,
         "csrf_token": auth.csrf_token(),
         "labels": list(LABELS),
-        "hold_at": effective(site.hold_at, DEFAULT_HOLD_AT),
-        "reject_at": effective(site.reject_at, DEFAULT_REJECT_AT),
+        "hold_at": effective(site.hold_at, hold_defaults),
+        "reject_at": effective(site.reject_at, reject_defaults),
         "reason_codes": list(REASON_CODES),
         "event_types": list(outbox.EVENT_TYPES),
         "poll_ms": POLL_MS,

@@ -398,3 +398,20 @@ def test_settings_do_not_alias_or_expose_the_input() -> None:
         settings.hold_at["toxicity"] = 0.1  # type: ignore[index]
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.mode = Mode.PRE  # type: ignore[misc]
+
+
+def test_each_scorer_has_its_own_defaults_and_a_sites_thresholds_still_win() -> None:
+    from service.moderation.policy import SCORER_DEFAULTS, default_thresholds
+
+    profanity = PolicySettings.from_mapping({}, "profanity-check@1.9.1")
+    assert profanity.hold_at == default_thresholds("profanity-check")[0]
+    assert profanity.hold_at["toxicity"] != DEFAULT_HOLD_AT["toxicity"]
+    assert profanity.reject_at["toxicity"] != DEFAULT_REJECT_AT["toxicity"]
+    for model in (None, "detoxify-original@0.5.4", "detoxify-model@abc+bf16"):
+        settings = PolicySettings.from_mapping({}, model)
+        assert (settings.hold_at, settings.reject_at) == (DEFAULT_HOLD_AT, DEFAULT_REJECT_AT)
+    own = PolicySettings.from_mapping({"hold_at": {"toxicity": 0.5}}, "profanity-check@1.9.1")
+    assert own.hold_at["toxicity"] == 0.5
+    for hold_at, reject_at in SCORER_DEFAULTS.values():
+        assert tuple(hold_at) == LABELS == tuple(reject_at)
+        assert all(0 < hold_at[name] <= reject_at[name] <= 1 for name in LABELS)

@@ -233,13 +233,14 @@ class Decider:
         )
         return list(db.session.execute(statement).all())
 
-    @staticmethod
-    def policy_settings(site: Site, cache: dict[int, PolicySettings | Exception]) -> PolicySettings:
+    def policy_settings(
+        self, site: Site, cache: dict[int, PolicySettings | Exception]
+    ) -> PolicySettings:
         """The site's compiled settings, built once per batch (word lists can be long)."""
         if site.id not in cache:
             try:
                 cache[site.id] = PolicySettings.from_mapping(
-                    {name: getattr(site, name) for name in SITE_SETTINGS}
+                    {name: getattr(site, name) for name in SITE_SETTINGS}, self.scorer.model
                 )
             except Exception as exc:
                 cache[site.id] = exc

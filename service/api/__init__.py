@@ -9,6 +9,7 @@ def register_blueprints(api: Api) -> None:
     from service.api import (
         articles,
         authors,
+        calibration,
         comments,
         decisions,
         health,
@@ -22,6 +23,7 @@ def register_blueprints(api: Api) -> None:
     for module in (health, articles, comments, site, webhooks, queue, decisions, authors, stats):
         api.register_blueprint(module.blp)
     api.register_blueprint(sessions.blp)
+    api.register_blueprint(calibration.blp)
 
 
 def register_dropins(app: Flask) -> None:

@@ -12,12 +12,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from service.api.common import CleanString, PageArgs, id_cursor, page_size
+from service.api.schemas import ModerationSettings, check_order, effective
 from service.auth import Role, actor_name, require
-from service.errors import abort
 from service.extensions import db
+from service.labels import scorer_of
 from service.models import Site, SiteEvent
-from service.moderation.policy import DEFAULT_HOLD_AT, DEFAULT_REJECT_AT, LABELS
-from service.moderation.states import Mode
+from service.moderation.policy import default_thresholds
 
 blp = Blueprint(
     "site",
@@ -40,34 +40,6 @@ SETTINGS = (
     "lazy_articles",
     "public_reads",
 )
-THRESHOLD_HELP = (
-    "Label → probability in [0, 1] at which the policy {verb}; null turns the "
-    "label off. PATCH changes only the labels given."
-)
-
-
-def _threshold_map(verb: str) -> ma.fields.Dict:
-    return ma.fields.Dict(
-        keys=ma.fields.String(validate=ma.validate.OneOf(LABELS)),
-        values=ma.fields.Float(
-            allow_none=True, allow_nan=False, validate=ma.validate.Range(min=0, max=1)
-        ),
-        metadata={"description": THRESHOLD_HELP.format(verb=verb)},
-    )
-
-
-class WordList(ma.fields.List):
-    """A bounded list of words or phrases (CIVILITY_SITE_WORDS_MAX)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(CleanString(validate=ma.validate.Length(min=1, max=100)), **kwargs)
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[str]:
-        words = super()._deserialize(value, attr, data, **kwargs)
-        limit = current_app.config["SITE_WORDS_MAX"]
-        if len(words) > limit:
-            raise ma.ValidationError(f"At most {limit} entries; this has {len(words)}.")
-        return list(dict.fromkeys(w.strip() for w in words if w.strip()))
 
 
 def _origin(value: str) -> None:
@@ -76,35 +48,11 @@ def _origin(value: str) -> None:
         raise ma.ValidationError("Expected an origin like https://news.example (no path).")
 
 
-class SiteSettings(ma.Schema):
+class SiteSettings(ModerationSettings):
     name = CleanString(validate=ma.validate.Length(min=1, max=200))
     origins = ma.fields.List(
         ma.fields.String(validate=[ma.validate.Length(max=300), _origin]),
         metadata={"description": "Browser origins allowed to read public comment lists."},
-    )
-    mode = ma.fields.String(
-        validate=ma.validate.OneOf([m.value for m in Mode]),
-        metadata={
-            "description": "`post`: publish unless a rule holds or rejects; `pre`: hold "
-            "everything the policy would approve."
-        },
-    )
-    hold_at = _threshold_map("holds a comment for review")
-    reject_at = _threshold_map("rejects a comment")
-    banned_words = WordList(metadata={"description": "Words/phrases that reject a comment."})
-    suspect_words = WordList(metadata={"description": "Words/phrases that hold a comment."})
-    hold_links = ma.fields.Boolean(metadata={"description": "Hold comments containing links."})
-    new_author_premod = ma.fields.Integer(
-        validate=ma.validate.Range(min=0, max=1000),
-        metadata={
-            "description": "Hold an author's comments until this many were approved (0 = off)."
-        },
-    )
-    requeue_reports = ma.fields.Integer(
-        validate=ma.validate.Range(min=0, max=1000),
-        metadata={
-            "description": "Open reports that send an approved comment back to held (0 = never)."
-        },
     )
     lazy_articles = ma.fields.Boolean(
         metadata={"description": "Create unknown articles on their first comment."}
@@ -122,6 +70,12 @@ class SiteSettings(ma.Schema):
 
 class SiteOut(SiteSettings):
     id = ma.fields.Integer()
+    scorer = ma.fields.String(
+        metadata={
+            "description": "The scorer whose defaults fill in thresholds not set: the model "
+            "of the site's newest scored comment, a live worker's, or the configured spec."
+        }
+    )
     created_at = ma.fields.AwareDateTime()
     updated_at = ma.fields.AwareDateTime()
 
@@ -138,34 +92,14 @@ class SiteEventPage(ma.Schema):
     next_cursor = ma.fields.String(allow_none=True)
 
 
-def effective(overrides: dict[str, float | None], defaults: dict[str, float]) -> dict:
-    """Thresholds as the policy applies them: defaults, then the site's overrides."""
-    return {**defaults, **(overrides or {})}
-
-
 def render(site: Site) -> dict[str, Any]:
     """The site with thresholds shown as applied (defaults filled in)."""
     out = {name: getattr(site, name) for name in (*SETTINGS, "id", "created_at", "updated_at")}
-    out["hold_at"] = effective(site.hold_at, DEFAULT_HOLD_AT)
-    out["reject_at"] = effective(site.reject_at, DEFAULT_REJECT_AT)
+    out["scorer"] = scorer_of(site.id)
+    hold_defaults, reject_defaults = default_thresholds(out["scorer"])
+    out["hold_at"] = effective(site.hold_at, hold_defaults)
+    out["reject_at"] = effective(site.reject_at, reject_defaults)
     return out
-
-
-def _check_order(hold_at: dict, reject_at: dict) -> None:
-    """422 naming hold_at when a label would hold above where it rejects."""
-    wrong = sorted(
-        label
-        for label in LABELS
-        if hold_at.get(label) is not None
-        and reject_at.get(label) is not None
-        and hold_at[label] > reject_at[label]
-    )
-    if wrong:
-        abort(
-            422,
-            "Invalid hold_at: must not be above reject_at for " + ", ".join(wrong) + ".",
-            errors={"json": {"hold_at": {label: ["Above reject_at."] for label in wrong}}},
-        )
 
 
 @blp.route("")
@@ -187,9 +121,10 @@ class SiteResource(MethodView):
         for name in ("hold_at", "reject_at"):
             if name in fields:
                 fields[name] = {**(getattr(site, name) or {}), **fields[name]}
-        hold_at = effective(fields.get("hold_at", site.hold_at), DEFAULT_HOLD_AT)
-        reject_at = effective(fields.get("reject_at", site.reject_at), DEFAULT_REJECT_AT)
-        _check_order(hold_at, reject_at)
+        hold_defaults, reject_defaults = default_thresholds(scorer_of(site.id))
+        hold_at = effective(fields.get("hold_at", site.hold_at), hold_defaults)
+        reject_at = effective(fields.get("reject_at", site.reject_at), reject_defaults)
+        check_order(hold_at, reject_at)
         changes = {
             name: [getattr(site, name), value]
             for name, value in fields.items()

@@ -51,6 +51,34 @@ DEFAULT_REJECT_AT: Mapping[str, float] = MappingProxyType(
     }
 )
 
+# alt-profanity-check's probabilities sit on another scale than Detoxify's. bench/thresholds.py
+# derives its defaults from bench/data: hold at the best mean F1 of "not approved" across the
+# Davidson tweets and the Jigsaw sample (0.37: F1 0.980 and 0.786; Detoxify's 0.6 gives 0.973
+# and 0.769), reject at the lowest threshold upheld at 95% precision in both (0.97: 0.998
+# and 1.0; 0.95 gives 0.875 on Jigsaw). alt-profanity-check was trained on the Davidson
+# tweets and on Wikipedia data, so these figures on them are optimistic.
+PROFANITY_CHECK_HOLD_AT = 0.37
+PROFANITY_CHECK_REJECT_AT = 0.97
+
+# Each scorer's defaults, by scorer name (a comment's ``model`` before the "@"); scorers not
+# named here (every Detoxify model) take DEFAULT_HOLD_AT / DEFAULT_REJECT_AT.
+SCORER_DEFAULTS: Mapping[str, tuple[Mapping[str, float], Mapping[str, float]]] = MappingProxyType(
+    {
+        "profanity-check": (
+            MappingProxyType({**DEFAULT_HOLD_AT, "toxicity": PROFANITY_CHECK_HOLD_AT}),
+            MappingProxyType({**DEFAULT_REJECT_AT, "toxicity": PROFANITY_CHECK_REJECT_AT}),
+        )
+    }
+)
+
+
+def default_thresholds(model: str | None) -> tuple[Mapping[str, float], Mapping[str, float]]:
+    """The (hold_at, reject_at) defaults of the scorer behind ``model`` (``name@version`` or a
+    scorer spec); Detoxify's when ``model`` is None or names no scorer with its own."""
+    name = (model or "").split("@", 1)[0]
+    return SCORER_DEFAULTS.get(name, (DEFAULT_HOLD_AT, DEFAULT_REJECT_AT))
+
+
 # Bare domains are only links when the top-level domain is a common one (or a path follows),
 # so "e.g.", "3.5", "a.m." and "agree.But" stay plain text.
 # fmt: off
@@ -113,12 +141,14 @@ class PolicySettings:
     requeue_reports: int = 3  # reports that send an approved comment back to held
 
     @classmethod
-    def from_mapping(cls, d: Mapping[str, Any]) -> PolicySettings:
+    def from_mapping(cls, d: Mapping[str, Any], model: str | None = None) -> PolicySettings:
         """Build settings from plain data; missing (or ``None``) keys take the defaults.
 
-        Thresholds override only the labels they name; a label set to ``None`` is not
-        checked. Unknown labels and thresholds outside 0..1 raise ``ValueError``.
+        Thresholds override only the labels they name, over the defaults of the scorer
+        behind ``model`` (see default_thresholds); a label set to ``None`` is not checked.
+        Unknown labels and thresholds outside 0..1 raise ``ValueError``.
         """
+        hold_defaults, reject_defaults = default_thresholds(model)
 
         def get(key: str, default: Any) -> Any:
             value = d.get(key)
@@ -126,8 +156,8 @@ class PolicySettings:
 
         return cls(
             mode=Mode(get("mode", Mode.POST)),
-            hold_at=_thresholds(DEFAULT_HOLD_AT, d.get("hold_at"), "hold_at"),
-            reject_at=_thresholds(DEFAULT_REJECT_AT, d.get("reject_at"), "reject_at"),
+            hold_at=_thresholds(hold_defaults, d.get("hold_at"), "hold_at"),
+            reject_at=_thresholds(reject_defaults, d.get("reject_at"), "reject_at"),
             banned_words=_words(d.get("banned_words")),
             suspect_words=_words(d.get("suspect_words")),
             hold_links=bool(get("hold_links", False)),

@@ -2,6 +2,7 @@
 
 import { api, fieldErrors, getConfig, query } from "./api.js";
 import { append, clear, confirmModal, h, modal, timeEl, toast } from "./dom.js";
+import { calibrationPanel } from "./calibration.js";
 
 const config = getConfig();
 const BINS = 20;
@@ -260,7 +261,9 @@ export async function mountSettings(main) {
     return;
   }
   const hooks = h("section", { class: "webhooks" });
-  clear(main).append(h("h1", { class: "page-title", text: `Settings · ${site.name}` }), settingsForm(site, samples), hooks);
+  const form = settingsForm(site, samples);
+  clear(main).append(h("h1", { class: "page-title", text: `Settings · ${site.name}` }), form, hooks);
+  calibrationPanel(form, site);
   main.focus();
   webhooksSection(hooks);
 }
