@@ -16,7 +16,12 @@ from service.auth import Role, actor_name, require
 from service.errors import abort
 from service.extensions import db
 from service.models import Site, SiteEvent
-from service.moderation.policy import DEFAULT_HOLD_AT, DEFAULT_REJECT_AT, LABELS
+from service.moderation.policy import (
+    DEFAULT_HOLD_AT,
+    DEFAULT_REJECT_AT,
+    LABELS,
+    UnsupportedLanguage,
+)
 from service.moderation.states import Mode
 
 blp = Blueprint(
@@ -39,7 +44,14 @@ SETTINGS = (
     "requeue_reports",
     "lazy_articles",
     "public_reads",
+    "language_scorers",
+    "unsupported_language",
 )
+LANGUAGE_RE = r"^[a-z]{2,3}$"
+# The worker's scorer grammar (workers/scorers.py); whether one is loaded, workers decide.
+SCORER_RE = r"^(profanity-check|detoxify:\S{1,300})$"
+SCORER_HELP = "Expected a scorer spec: profanity-check or detoxify:<model or checkpoint path>."
+LANGUAGES_MAX = 200
 THRESHOLD_HELP = (
     "Label → probability in [0, 1] at which the policy {verb}; null turns the "
     "label off. PATCH changes only the labels given."
@@ -112,6 +124,28 @@ class SiteSettings(ma.Schema):
     public_reads = ma.fields.Boolean(
         metadata={"description": "Allow reading approved comments without a key (`?site=`)."}
     )
+    language_scorers = ma.fields.Dict(
+        keys=ma.fields.String(
+            validate=ma.validate.Regexp(LANGUAGE_RE, error="Expected a language code like fr.")
+        ),
+        values=ma.fields.String(
+            validate=ma.validate.Regexp(SCORER_RE, error=SCORER_HELP),
+        ),
+        validate=ma.validate.Length(max=LANGUAGES_MAX),
+        metadata={
+            "description": "Language (ISO 639-1 code) → the scorer its comments go to, one the "
+            "workers load (`CIVILITY_SCORERS`), e.g. `{\"de\": \"detoxify:multilingual\"}`: "
+            "the site vouches that it reads the language. Replaced whole by PATCH."
+        },
+    )
+    unsupported_language = ma.fields.String(
+        validate=ma.validate.OneOf([u.value for u in UnsupportedLanguage]),
+        metadata={
+            "description": "A comment in a language no loaded scorer reads: `hold` (the "
+            "default) holds it unscored (reason `unsupported_language`); `score` has the "
+            "fallback language's scorer read it, the reason recorded."
+        },
+    )
 
     @ma.validates("origins")
     def _origins_bounded(self, value: list[str], **kwargs: Any) -> None:
@@ -148,6 +182,7 @@ def render(site: Site) -> dict[str, Any]:
     out = {name: getattr(site, name) for name in (*SETTINGS, "id", "created_at", "updated_at")}
     out["hold_at"] = effective(site.hold_at, DEFAULT_HOLD_AT)
     out["reject_at"] = effective(site.reject_at, DEFAULT_REJECT_AT)
+    out["language_scorers"] = site.language_scorers or {}
     return out
 
 
