@@ -161,7 +161,9 @@ def build_tiny_multilingual_checkpoint(directory: Path) -> tuple[Path, Path]:
     checkpoint, config_dir = directory / "tiny-xlmr.ckpt", directory / "tiny-xlmr-config"
     config_dir.mkdir(parents=True, exist_ok=True)
     with SAMPLE.open(encoding="utf-8", newline="") as file:
-        lines = [row["text"] for row in csv.DictReader(file) if row["language"] in TOKENIZER_LANGUAGES]
+        lines = [
+            row["text"] for row in csv.DictReader(file) if row["language"] in TOKENIZER_LANGUAGES
+        ]
     lines += COMMON_WORDS.split()
     model = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(

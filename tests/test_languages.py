@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from service.extensions import db
 from service.models import Comment, Site, WebhookDelivery, WebhookEndpoint
-from tests.checkpoints import build_tiny_checkpoint, build_tiny_multilingual_checkpoint
-from tests.test_worker import start_worker, stream  # noqa: F401 (fixtures)
-from tests.worker_helpers import comments, policy_events
+from tests import test_worker
+from tests.checkpoints import SAMPLE, build_tiny_checkpoint, build_tiny_multilingual_checkpoint
+from tests.worker_helpers import policy_events
 from workers.languages import detect, detector
 from workers.routing import Route, Router, SiteLanguages, parse_routes
 from workers.scorers import load_scorer
@@ -25,6 +25,14 @@ GERMAN = "Vielen Dank für den Artikel, aber der Autor versteht nichts von der W
 # Half English, half Russian: the detector cannot be sure of either.
 MIXED = "I agree with you. Я согласен."
 MULTILINGUAL = ("en", "fr", "es", "it", "pt", "tr", "ru")
+
+start_worker = test_worker.start_worker  # the fixture: `civility worker` in a subprocess
+
+
+def sample(language: str) -> str:
+    """The first sentence of ``language`` in the shipped labelled sample."""
+    with SAMPLE.open(encoding="utf-8", newline="") as file:
+        return next(row["text"] for row in csv.DictReader(file) if row["language"] == language)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +91,7 @@ def test_scorers_setting_gives_each_scorer_its_languages(checkpoints) -> None:
     ],
 )
 def test_malformed_scorers_setting_is_refused_naming_it(value: str, message: str) -> None:
-    with pytest.raises(ValueError, match="^CIVILITY_SCORERS: ") as error:
+    with pytest.raises(ValueError, match=r"^CIVILITY_SCORERS: ") as error:
         parse_routes(value)
     assert message in str(error.value)
 
@@ -129,7 +137,7 @@ def test_a_site_chooses_the_scorer_per_language_and_may_score_unsupported_ones(r
     site = SiteLanguages({"en": xlmr_spec, "de": bert_spec, "fr": "detoxify:unbiased"}, "score")
 
     english, german, french, turkish = router.score_detailed(
-        [ENGLISH, GERMAN, FRENCH, "Ellerine sağlık, çok güzel bir yazı olmuş."], [site] * 4
+        [ENGLISH, GERMAN, FRENCH, sample("tr")], [site] * 4
     )
 
     assert english.model == xlmr and english.supported
@@ -158,7 +166,10 @@ def test_worker_stores_language_routes_and_holds_what_no_model_reads(
         )
     db.session.commit()
     bodies = {"en": ENGLISH, "fr": FRENCH, "ru": RUSSIAN, "de": GERMAN, "mixed": MIXED}
-    ids = {name: submit(body=body, author=f"r-{name}").get_json()["id"] for name, body in bodies.items()}
+    ids = {
+        name: submit(body=body, author=f"r-{name}").get_json()["id"]
+        for name, body in bodies.items()
+    }
     scored_de = submit(body=GERMAN, as_site=scoring).get_json()["id"]
 
     worker = start_worker(
@@ -188,7 +199,10 @@ def test_worker_stores_language_routes_and_holds_what_no_model_reads(
 
     # Moderators see the language on the comment and in the queue, and filter by it.
     shown = client.get(f"/v1/comments/{ids['fr']}", headers=site.auth("moderator")).get_json()
-    assert (shown["language"], shown["language_confidence"]) == ("fr", rows[ids["fr"]].language_confidence)
+    assert (shown["language"], shown["language_confidence"]) == (
+        "fr",
+        rows[ids["fr"]].language_confidence,
+    )
     as_site = client.get(f"/v1/comments/{ids['fr']}", headers=site.auth()).get_json()
     assert "language" not in as_site
     queue = client.get(

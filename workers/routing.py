@@ -209,7 +209,9 @@ class Router(Scorer):
             for index, route in enumerate(self.routes):
                 if route.spec == chosen:
                     return Assignment(language, confidence, index, True, tuple(notes))
-            notes.append({"code": "language_scorer_missing", "language": language, "scorer": chosen})
+            notes.append(
+                {"code": "language_scorer_missing", "language": language, "scorer": chosen}
+            )
         for candidates in (wanted, [language]):
             for index, route in enumerate(self.routes):
                 if all(route.reads(code) for code in candidates):

@@ -28,7 +28,10 @@ def sentences(wheel: Path) -> list[tuple[str, str]]:
                 continue
             tree = ast.parse(archive.read(name).decode("utf-8"))
             for node in tree.body:
-                if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "sentences":
+                if (
+                    isinstance(node, ast.Assign)
+                    and getattr(node.targets[0], "id", "") == "sentences"
+                ):
                     rows += [(found.group(1), s.strip()) for s in ast.literal_eval(node.value)]
     return rows
 

@@ -134,7 +134,7 @@ class SiteSettings(ma.Schema):
         validate=ma.validate.Length(max=LANGUAGES_MAX),
         metadata={
             "description": "Language (ISO 639-1 code) → the scorer its comments go to, one the "
-            "workers load (`CIVILITY_SCORERS`), e.g. `{\"de\": \"detoxify:multilingual\"}`: "
+            'workers load (`CIVILITY_SCORERS`), e.g. `{"de": "detoxify:multilingual"}`: '
             "the site vouches that it reads the language. Replaced whole by PATCH."
         },
     )
