@@ -147,9 +147,30 @@ TOKENIZER_LANGUAGES = ("en", "fr", "es", "it", "pt", "tr", "ru", "de")
 SAMPLE = Path(__file__).resolve().parents[1] / "bench" / "data" / "spacy_examples.csv"
 
 
-def build_tiny_multilingual_checkpoint(directory: Path) -> tuple[Path, Path]:
-    """Write a seeded tiny XLM-R shaped like `detoxify:multilingual`, with a sentencepiece
-    tokenizer trained here (XLM-R's own cannot be fetched); return (checkpoint, config dir)."""
+TINY_XLMR = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    # Wide initial weights so different texts get clearly different scores.
+    "initializer_range": 0.5,
+}
+# xlm-roberta-base's shape (its vocabulary aside: a benchmark's cost is in the layers).
+XLMR_BASE = {
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+}
+XLMR_BASE_VOCAB = 250002
+
+
+def build_tiny_multilingual_checkpoint(
+    directory: Path, shape: dict | None = None, stem: str = "tiny-xlmr"
+) -> tuple[Path, Path]:
+    """Write a seeded tiny XLM-R shaped like `detoxify:multilingual` (or ``shape``), with a
+    sentencepiece tokenizer trained here (XLM-R's own cannot be fetched); return
+    (checkpoint, config dir)."""
     import csv
     import io
 
@@ -158,7 +179,7 @@ def build_tiny_multilingual_checkpoint(directory: Path) -> tuple[Path, Path]:
     import transformers
 
     directory = Path(directory)
-    checkpoint, config_dir = directory / "tiny-xlmr.ckpt", directory / "tiny-xlmr-config"
+    checkpoint, config_dir = directory / f"{stem}.ckpt", directory / f"{stem}-config"
     config_dir.mkdir(parents=True, exist_ok=True)
     with SAMPLE.open(encoding="utf-8", newline="") as file:
         lines = [
@@ -187,16 +208,12 @@ def build_tiny_multilingual_checkpoint(directory: Path) -> tuple[Path, Path]:
     tokenizer.save_pretrained(config_dir)
     config = transformers.XLMRobertaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
+        **(shape or TINY_XLMR),
         max_position_embeddings=514,  # XLM-R's positions start after the padding index
         type_vocab_size=1,
         pad_token_id=1,
         bos_token_id=0,
         eos_token_id=2,
-        initializer_range=0.5,
         num_labels=len(MULTILINGUAL_CLASSES),
     )
     config.save_pretrained(config_dir)

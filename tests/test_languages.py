@@ -268,3 +268,15 @@ def test_site_language_settings_are_validated_and_audited(client, site) -> None:
     assert client.get("/v1/site", headers=headers).get_json()["unsupported_language"] == "score"
     events = client.get("/v1/site/events", headers=headers).get_json()["items"]
     assert events[0]["changes"]["unsupported_language"] == ["hold", "score"]
+
+
+def test_a_caller_that_knows_the_language_skips_detection(router) -> None:
+    named, detected = router.score_detailed([ENGLISH, FRENCH], languages=["de", None])
+    assert (named.language, named.confidence, named.model, named.supported) == (
+        "de",
+        1.0,
+        None,
+        False,
+    )
+    assert detected.language == "fr" and detected.model == router.routes[1].scorer.model
+    assert router.reads("ru") and not router.reads("de")

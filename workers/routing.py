@@ -177,14 +177,27 @@ class Router(Scorer):
             self._detected.update(zip(missing, self._detector.detect(missing), strict=True))
         return [self._detected[text] for text in texts]
 
+    def reads(self, language: str) -> bool:
+        """Whether a loaded scorer reads ``language`` (for callers that name it)."""
+        return any(route.reads(language) for route in self.routes)
+
     def assign(
-        self, texts: Sequence[str], sites: Sequence[SiteLanguages | None] | None = None
+        self,
+        texts: Sequence[str],
+        sites: Sequence[SiteLanguages | None] | None = None,
+        languages: Sequence[str | None] | None = None,
     ) -> list[Assignment]:
-        """The language and route of each text."""
+        """The language and route of each text; a language given for a text (a caller that
+        knows it, such as a Perspective request's ``languages``) replaces detection."""
         sites = sites or [None] * len(texts)
+        given = languages or [None] * len(texts)
+        detected = self.detect([t for t, g in zip(texts, given, strict=True) if g is None])
+        found = iter(detected)
         return [
-            self._assign(found, site or SiteLanguages())
-            for found, site in zip(self.detect(texts), sites, strict=True)
+            self._assign(
+                Detection(language, 1.0) if language else next(found), site or SiteLanguages()
+            )
+            for language, site in zip(given, sites, strict=True)
         ]
 
     def _assign(self, found: Detection, site: SiteLanguages) -> Assignment:
@@ -239,12 +252,15 @@ class Router(Scorer):
         return groups
 
     def score_detailed(
-        self, texts: Sequence[str], sites: Sequence[SiteLanguages | None] | None = None
+        self,
+        texts: Sequence[str],
+        sites: Sequence[SiteLanguages | None] | None = None,
+        languages: Sequence[str | None] | None = None,
     ) -> list[Scored]:
         """Score each text with its language's scorer, one call per scorer, in input order."""
         if isinstance(texts, str):
             raise TypeError("score a list of texts, not a str")
-        assigned = self.assign(texts, sites)
+        assigned = self.assign(texts, sites, languages)
         results: list[Scored | None] = [None] * len(texts)
         for number, route in [(None, None), *enumerate(self.routes)]:
             part = [index for index, item in enumerate(assigned) if item.route == number]
