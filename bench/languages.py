@@ -246,15 +246,22 @@ def plot(result: dict) -> Path:
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     names = [row["library"] for row in result["identification"]]
-    width = 0.38
-    for offset, kind in ((-width / 2, "whole"), (width / 2, "short")):
-        values = [row[kind]["accuracy_known"] for row in result["identification"]]
-        left.bar([i + offset for i in range(len(names))], values, width, label=f"{kind} sentences")
+    width = 0.2
+    bars = (
+        ("whole", "accuracy_known", "whole, all languages"),
+        ("short", "accuracy_known", "3 words, all languages"),
+        ("whole", "accuracy_routed", "whole, routed languages"),
+        ("short", "accuracy_routed", "3 words, routed languages"),
+    )
+    for number, (kind, key, legend) in enumerate(bars):
+        values = [row[kind][key] for row in result["identification"]]
+        offsets = [i + (number - 1.5) * width for i in range(len(names))]
+        left.bar(offsets, values, width, label=legend)
     left.set_xticks(range(len(names)), names)
     left.set_ylim(0, 1)
     left.set_ylabel("accuracy (languages each knows)")
     left.set_title("Language ID on the shipped sample")
-    left.legend(loc="lower right")
+    left.legend(loc="lower right", fontsize=8)
     batches = result["routing"]["throughput"]
     right.barh(list(batches), [b["comments_per_s"] for b in batches.values()], color="#4c72b0")
     right.set_xlabel("comments/s (BERT-base + XLM-R-base shapes, CPU)")

@@ -37,6 +37,7 @@ MODEL_LANGUAGES: Mapping[str, tuple[str, ...]] = {
 }
 # Detoxify's training configs name their data set: the multilingual one read these.
 MULTILINGUAL_DATASETS = ("JigsawDataMultilingual",)
+DETECTED_MAX = 4096  # detections remembered between planning a window and scoring it
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,8 @@ class Router(Scorer):
     def detect(self, texts: Sequence[str]) -> list[Detection]:
         """Detections of ``texts``, remembered for the batch being planned."""
         missing = [text for text in dict.fromkeys(texts) if text not in self._detected]
+        if len(self._detected) + len(missing) > DETECTED_MAX:  # callers that never plan
+            self._detected = {}
         if missing:
             self._detected.update(zip(missing, self._detector.detect(missing), strict=True))
         return [self._detected[text] for text in texts]
