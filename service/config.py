@@ -111,6 +111,29 @@ SETTINGS: tuple[Setting, ...] = (
         "Scorer used when `SCORER` cannot load; `none` makes the worker exit non-zero instead.",
     ),
     Setting(
+        "SCORERS",
+        "",
+        "Scorers one worker loads, each with the languages it reads, `;`-separated: "
+        "`detoxify:original=en;detoxify:multilingual=fr,es,it,pt,tr,ru` (`=*`: any "
+        "language; no `=`: the languages its model was trained on). A comment goes to the "
+        "first that reads its language (a site may choose per language: "
+        "`language_scorers`); one in a language none reads is held (`unsupported_language`). "
+        "Empty: `SCORER` alone, reading its model's languages.",
+    ),
+    Setting(
+        "LANGUAGE_FALLBACK",
+        "en",
+        "Language a comment is read as when detection is unsure (short or mixed texts); "
+        "the comment's reasons say so (`language_uncertain`).",
+    ),
+    Setting(
+        "LANGUAGE_MIN_CONFIDENCE",
+        0.6,
+        "Probability the language detector must reach for its answer to be used; below it "
+        "the comment falls back to `LANGUAGE_FALLBACK` (or a scorer reading every likely "
+        "language).",
+    ),
+    Setting(
         "MODEL_CONFIG_DIR",
         None,
         "Local Hugging Face config dir for a `detoxify:<checkpoint>` "

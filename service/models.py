@@ -56,6 +56,9 @@ class Site(db.Model):
     requeue_reports: Mapped[int] = mapped_column(default=3)
     lazy_articles: Mapped[bool] = mapped_column(default=True)
     public_reads: Mapped[bool] = mapped_column(default=False)
+    # Language → scorer spec the site wants for it; and what becomes of unread languages.
+    language_scorers: Mapped[dict[str, str] | None] = mapped_column(sa.JSON, default=dict)
+    unsupported_language: Mapped[str] = mapped_column(sa.String(8), default="hold")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -167,6 +170,10 @@ class Comment(db.Model):
     status: Mapped[str] = mapped_column(sa.String(16), default=CommentStatus.PENDING)
     scores: Mapped[dict[str, float] | None] = mapped_column(sa.JSON)
     model: Mapped[str | None] = mapped_column(sa.String(200))
+    # The language the worker read it as (detected, or the fallback when unsure) and the
+    # detector's probability for what it detected.
+    language: Mapped[str | None] = mapped_column(sa.String(16))
+    language_confidence: Mapped[float | None] = mapped_column(sa.Float)
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
     # Derived from scores/reasons (by lifecycle.move) so queues can filter and sort in SQL
     # on both SQLite and Postgres: the highest label score, and " code1 code2 ".

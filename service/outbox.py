@@ -115,6 +115,8 @@ def comment_data(
         "reasons": comment.reasons or [],
         "scores": comment.scores,
         "model": comment.model,
+        "language": comment.language,
+        "language_confidence": comment.language_confidence,
         "actor": actor,
         "bulk_id": bulk_id,
         "created_at": comment.created_at,

@@ -130,3 +130,115 @@ def _build(
         checkpoint,
     )
     return checkpoint, config_dir
+
+
+# The classes of the released `detoxify:multilingual` (Unbiased labels, XLM-R base).
+MULTILINGUAL_CLASSES = [
+    "toxicity",
+    "severe_toxicity",
+    "obscene",
+    "identity_attack",
+    "insult",
+    "threat",
+    "sexual_explicit",
+]
+# Languages whose sample sentences train the tiny tokenizer (multilingual's, and German).
+TOKENIZER_LANGUAGES = ("en", "fr", "es", "it", "pt", "tr", "ru", "de")
+SAMPLE = Path(__file__).resolve().parents[1] / "bench" / "data" / "spacy_examples.csv"
+
+
+TINY_XLMR = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    # Wide initial weights so different texts get clearly different scores.
+    "initializer_range": 0.5,
+}
+# xlm-roberta-base's shape (its vocabulary aside: a benchmark's cost is in the layers).
+XLMR_BASE = {
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+}
+XLMR_BASE_VOCAB = 250002
+
+
+def build_tiny_multilingual_checkpoint(
+    directory: Path, shape: dict | None = None, stem: str = "tiny-xlmr"
+) -> tuple[Path, Path]:
+    """Write a seeded tiny XLM-R shaped like `detoxify:multilingual` (or ``shape``), with a
+    sentencepiece tokenizer trained here (XLM-R's own cannot be fetched); return
+    (checkpoint, config dir)."""
+    import csv
+    import io
+
+    import sentencepiece
+    import torch
+    import transformers
+
+    directory = Path(directory)
+    checkpoint, config_dir = directory / f"{stem}.ckpt", directory / f"{stem}-config"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    with SAMPLE.open(encoding="utf-8", newline="") as file:
+        lines = [
+            row["text"] for row in csv.DictReader(file) if row["language"] in TOKENIZER_LANGUAGES
+        ]
+    lines += COMMON_WORDS.split()
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        model_type="unigram",
+        vocab_size=800,
+        hard_vocab_limit=False,
+        character_coverage=1.0,
+        # XLM-R's layout: <s>=0 <pad>=1 </s>=2 <unk>=3 (the tokenizer adds <mask>).
+        bos_id=0,
+        pad_id=1,
+        eos_id=2,
+        unk_id=3,
+        num_threads=1,
+        minloglevel=2,
+    )
+    spm_file = config_dir / "sentencepiece.bpe.model"
+    spm_file.write_bytes(model.getvalue())
+    tokenizer = transformers.XLMRobertaTokenizer(vocab_file=str(spm_file), model_max_length=512)
+    tokenizer.save_pretrained(config_dir)
+    config = transformers.XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        **(shape or TINY_XLMR),
+        max_position_embeddings=514,  # XLM-R's positions start after the padding index
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=len(MULTILINGUAL_CLASSES),
+    )
+    config.save_pretrained(config_dir)
+    torch.manual_seed(1)
+    network = transformers.XLMRobertaForSequenceClassification(config)
+    torch.save(
+        {
+            "config": {
+                "name": "Jigsaw_XLMRoBERTa_multilingual",
+                "arch": {
+                    "type": "XLMRoBERTa",
+                    "args": {
+                        "num_classes": len(MULTILINGUAL_CLASSES),
+                        "model_type": str(config_dir),
+                        "model_name": "XLMRobertaForSequenceClassification",
+                        "tokenizer_name": "XLMRobertaTokenizer",
+                    },
+                },
+                "dataset": {
+                    "type": "JigsawDataMultilingual",
+                    "args": {"classes": MULTILINGUAL_CLASSES},
+                },
+            },
+            "state_dict": network.state_dict(),
+        },
+        checkpoint,
+    )
+    return checkpoint, config_dir

@@ -52,16 +52,19 @@ def case(
     author: AuthorStatus = ACTIVE,
     approved: int = 10,
     article_mode: Mode | None = None,
+    unsupported: str | None = None,
     **site: Any,
 ) -> Any:
-    """One table row: the inputs to decide() and the decision expected."""
+    """One table row: the inputs to decide() and the decision expected; ``unsupported``
+    names the comment's language when no scorer was made for it."""
     settings = PolicySettings.from_mapping({**SITE, **site})
-    inputs = (scores or {}, body, author, approved, settings, article_mode)
+    language = {} if unsupported is None else {"language": unsupported, "language_supported": False}
+    inputs = (scores or {}, body, author, approved, settings, article_mode, language)
     return pytest.param(*inputs, Decision(status, reasons), id=id)
 
 
 @pytest.mark.parametrize(
-    ("scores", "body", "author", "approved", "settings", "article_mode", "expected"),
+    ("scores", "body", "author", "approved", "settings", "article_mode", "language", "expected"),
     [
         case("clean_comment_is_approved_without_reasons", APPROVED, []),
         case("low_scores_on_all_labels_approve", APPROVED, [], scores=dict.fromkeys(LABELS, 0.1)),
@@ -301,6 +304,58 @@ def case(
             hold_links=True,
             article_mode=Mode.PRE,
         ),
+        # 4. No model read it: held whoever wrote it, unless the site scores it anyway.
+        case(
+            "unread_language_is_held",
+            HELD,
+            [{"code": "unsupported_language", "language": "de"}],
+            unsupported="de",
+        ),
+        case(
+            "unread_language_of_a_trusted_author_is_held_too",
+            HELD,
+            [{"code": "unsupported_language", "language": "de"}],
+            author=TRUSTED,
+            unsupported="de",
+        ),
+        case(
+            "unread_language_with_a_banned_word_is_still_rejected",
+            REJECTED,
+            [word("banned_word", "slur"), {"code": "unsupported_language", "language": "de"}],
+            body="du slur",
+            unsupported="de",
+        ),
+        case(
+            "unread_language_lists_the_other_hold_findings",
+            HELD,
+            [{"code": "unsupported_language", "language": "de"}, code("new_author")],
+            approved=0,
+            new_author_premod=1,
+            unsupported="de",
+        ),
+        case(
+            "unsupported_language_scored_anyway_is_approved_with_the_reason",
+            APPROVED,
+            [{"code": "unsupported_language", "language": "de"}],
+            scores={"toxicity": 0.1},
+            unsupported="de",
+            unsupported_language="score",
+        ),
+        case(
+            "unsupported_language_scored_anyway_holds_on_its_scores",
+            HELD,
+            [label("toxicity", 0.7, 0.5), {"code": "unsupported_language", "language": "de"}],
+            scores={"toxicity": 0.7},
+            unsupported="de",
+            unsupported_language="score",
+        ),
+        case(
+            "unsupported_language_set_to_score_but_without_scores_is_held",
+            HELD,
+            [{"code": "unsupported_language", "language": "de"}],
+            unsupported="de",
+            unsupported_language="score",
+        ),
     ],
 )
 def test_decide(
@@ -310,9 +365,10 @@ def test_decide(
     approved: int,
     settings: PolicySettings,
     article_mode: Mode | None,
+    language: dict[str, Any],
     expected: Decision,
 ) -> None:
-    assert decide(scores, body, author, approved, settings, article_mode) == expected
+    assert decide(scores, body, author, approved, settings, article_mode, **language) == expected
 
 
 def test_decision_reasons_are_plain_json() -> None:
@@ -382,6 +438,7 @@ def test_from_mapping_parses_every_field() -> None:
         pytest.param({"reject_at": {"toxicity": 1.5}}, id="threshold_above_one"),
         pytest.param({"hold_at": {"toxicity": -0.1}}, id="threshold_below_zero"),
         pytest.param({"mode": "sometimes"}, id="unknown_mode"),
+        pytest.param({"unsupported_language": "ignore"}, id="unknown_unsupported_language"),
     ],
 )
 def test_from_mapping_rejects_invalid_settings(site: dict[str, Any]) -> None:

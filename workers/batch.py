@@ -18,6 +18,7 @@ from service.extensions import db
 from service.models import Author, Comment, Site, utcnow
 from service.moderation.policy import PolicySettings, decide
 from service.moderation.states import AuthorStatus, CommentStatus, Mode
+from workers.routing import Route, Routed, Router, SiteLanguages
 from workers.scorers import Scored, Scorer
 
 log = logging.getLogger(__name__)
@@ -59,16 +60,26 @@ class Decider:
 
     def __init__(self, scorer: Scorer) -> None:
         self.scorer = scorer
+        # A lone scorer reads every language (detection still runs and is stored).
+        self.router = scorer if isinstance(scorer, Router) else Router([Route("", scorer, None)])
+        self.sites: dict[int, SiteLanguages] = {}  # by comment id, for routing
 
     def pending_texts(self, ids: list[int]) -> dict[int, str]:
-        """Bodies of the comments among ``ids`` that are still pending."""
+        """Bodies of the comments among ``ids`` that are still pending (and, for routing,
+        their sites' language settings)."""
         try:
             rows = db.session.execute(
-                sa.select(Comment.id, Comment.body).where(
-                    Comment.id.in_(ids), Comment.status == CommentStatus.PENDING
+                sa.select(
+                    Comment.id, Comment.body, Site.language_scorers, Site.unsupported_language
                 )
-            )
-            return {comment_id: body for comment_id, body in rows}
+                .join(Site, Site.id == Comment.site_id)
+                .where(Comment.id.in_(ids), Comment.status == CommentStatus.PENDING)
+            ).all()
+            self.sites = {
+                row.id: SiteLanguages(row.language_scorers or {}, row.unsupported_language)
+                for row in rows
+            }
+            return {row.id: row.body for row in rows}
         finally:
             db.session.rollback()  # end the read now; see _decide
 
@@ -77,7 +88,9 @@ class Decider:
         fails, one group of all: scoring then reports the failure per comment."""
         ids = list(texts)
         try:
-            passes = self.scorer.plan([texts[cid] for cid in ids])
+            passes = self.router.plan(
+                [texts[cid] for cid in ids], [self.sites.get(cid) for cid in ids]
+            )
             if sorted(i for group in passes for i in group) != list(range(len(ids))):
                 raise RuntimeError("the plan does not cover every text once")
         except Exception:
@@ -89,7 +102,9 @@ class Decider:
         """Scores per comment from one ``score_detailed`` call; unusable results become errors."""
         ids = list(texts)
         try:
-            results = self.scorer.score_detailed([texts[cid] for cid in ids])
+            results = self.router.score_detailed(
+                [texts[cid] for cid in ids], [self.sites.get(cid) for cid in ids]
+            )
             if len(results) != len(ids):
                 raise RuntimeError(f"{len(results)} results for {len(ids)} texts")
         except Exception as exc:  # the model itself failed: every text is retried later
@@ -97,8 +112,10 @@ class Decider:
             return {cid: Scored(None, error=f"{type(exc).__name__}: {exc}") for cid in ids}
         scored = {}
         for cid, result in zip(ids, results, strict=True):
+            unread = isinstance(result, Routed) and result.model is None  # no scorer reads it
             if result.error is None and (
-                not result.scores or not all(math.isfinite(v) for v in result.scores.values())
+                (not result.scores and not unread)
+                or not all(math.isfinite(v) for v in (result.scores or {}).values())
             ):
                 result = Scored(None, result.truncated, f"unusable scores {result.scores!r}")
             scored[cid] = result
@@ -136,6 +153,7 @@ class Decider:
                 continue
             result = scored[comment.id]
             assert result.scores is not None
+            routed = result if isinstance(result, Routed) else Routed(result.scores)
             try:
                 article_mode = comment.article.mode
                 decision = decide(
@@ -145,23 +163,27 @@ class Decider:
                     comment.author.approved_count,
                     self.policy_settings(site, settings),
                     Mode(article_mode) if article_mode else None,
+                    language=routed.language,
+                    language_supported=routed.supported,
                 )
             except Exception as exc:  # corrupt settings or a policy bug: this comment only
                 outcome.failed[comment.id] = f"policy: {type(exc).__name__}: {exc}"
                 continue
-            reasons = list(decision.reasons)
+            reasons = [*decision.reasons, *routed.notes]
             if result.truncated:
                 reasons.append({"code": "truncated"})
             reason_code = reasons[0]["code"] if reasons else None
-            comment.model = self.scorer.model
-            comment.scored_at = now
+            model = routed.model if isinstance(result, Routed) else self.scorer.model
+            comment.model = model
+            comment.scored_at = now if model else None
+            comment.language, comment.language_confidence = routed.language, routed.confidence
             lifecycle.move(
                 comment,
                 decision.status,
                 actor="policy",
                 reasons=reasons,
-                scores=result.scores,
-                model=self.scorer.model,
+                scores=result.scores or None,
+                model=model,
                 reason_code=reason_code,
             )
             outcome.decided.append(comment.id)

@@ -32,7 +32,8 @@ from workers.analyze import Responder
 from workers.batch import Decider, Outcome, transient
 from workers.consumer import Consumer, Entry, comment_id_of
 from workers.heartbeat import Heartbeat
-from workers.scorers import Scorer, ScorerUnavailable, load_scorer
+from workers.routing import load_router
+from workers.scorers import Scorer
 from workers.sweeper import sweep
 
 log = logging.getLogger(__name__)
@@ -43,31 +44,13 @@ FIRST_RETRY_S = 0.5  # the first back-off; it doubles up to DB_RETRY_MAX_S
 
 
 def load_configured_scorer(config: Mapping[str, Any]) -> tuple[Scorer, bool]:
-    """The scorer SCORER names, or SCORER_FALLBACK's; the flag says the fallback took over.
+    """The scorers SCORERS (or SCORER) names behind a language router, each replaced by
+    SCORER_FALLBACK's when it cannot load; the flag says a fallback took over.
 
-    Raises ScorerUnavailable when neither loads (SCORER_FALLBACK ``none``: when
-    SCORER does not), ValueError when a spec names no known scorer.
+    Raises ScorerUnavailable when one loads neither way (SCORER_FALLBACK ``none``: when
+    one does not), ValueError when a setting is malformed (the message names it).
     """
-    spec, fallback = config["SCORER"], config["SCORER_FALLBACK"]
-    options: dict[str, Any] = {
-        "config_dir": config["MODEL_CONFIG_DIR"],
-        "device": config["MODEL_DEVICE"],
-        "threads": config["MODEL_THREADS"],
-        "max_batch": config["SCORE_BATCH_MAX"],
-        "max_tokens": config["MODEL_MAX_TOKENS"],
-        "precision": config["MODEL_PRECISION"],
-        "window_overlap": config["MODEL_WINDOW_OVERLAP"],
-        "max_windows": config["MODEL_MAX_WINDOWS"],
-        "pass_budget_s": config["SCORE_PASS_BUDGET_MS"] / 1000,
-        "log": log,
-    }
-    try:
-        return load_scorer(spec, "none", **options), False
-    except ScorerUnavailable as exc:
-        if fallback in ("none", spec):
-            raise
-        log.error("scorer %s: unavailable, falling back to %s: %s", spec, fallback, exc)
-        return load_scorer(fallback, "none", **options), True
+    return load_router(config, log)
 
 
 class Backoff:
@@ -151,7 +134,7 @@ class Worker:
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
                 "model": scorer.model,
-                "scorer_spec": cfg["SCORER"],
+                "scorer_spec": cfg["SCORERS"] or cfg["SCORER"],
                 "fallback_active": fallback_active,
                 "batch_max": self.batch_max,
                 "window_max": self.queue.window_max,

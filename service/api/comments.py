@@ -113,6 +113,13 @@ class CommentOut(ma.Schema):
     # Moderator and admin keys only:
     scores = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Float(), allow_none=True)
     model = ma.fields.String(allow_none=True)
+    language = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "The language it was read as (ISO 639-1 code); null: not yet."},
+    )
+    language_confidence = ma.fields.Float(
+        allow_none=True, metadata={"description": "The language detector's probability, 0-1."}
+    )
     reasons = ma.fields.List(ma.fields.Dict())
     decided_by = ma.fields.String(allow_none=True)
     scored_at = ma.fields.AwareDateTime(allow_none=True)
@@ -123,6 +130,8 @@ class CommentOut(ma.Schema):
 MODERATOR_FIELDS = (
     "scores",
     "model",
+    "language",
+    "language_confidence",
     "reasons",
     "decided_by",
     "scored_at",
@@ -327,6 +336,8 @@ class ArticleComments(MethodView):
             author=author,
             scores=None,
             model=None,
+            language=None,
+            language_confidence=None,
             scored_at=None,
             decided_at=None,
             decided_by=None,

@@ -48,6 +48,8 @@ COMMENT_FIELDS = (
     "scores",
     "max_score",
     "model",
+    "language",
+    "language_confidence",
     "created_at",
     "scored_at",
     "decided_at",
@@ -97,6 +99,10 @@ class QueueFilter(ma.Schema):
         allow_nan=False,
         validate=ma.validate.Range(min=0, max=1),
         metadata={"description": "Score at most this."},
+    )
+    language = ma.fields.String(
+        validate=ma.validate.Regexp(r"^[a-z]{2,3}$", error="Expected a language code like fr."),
+        metadata={"description": "Language the comment was read as (ISO 639-1 code, e.g. `fr`)."},
     )
     since = DateTimeIn(metadata={"description": "Submitted at or after (ISO 8601)."})
     until = DateTimeIn(metadata={"description": "Submitted before (ISO 8601)."})
@@ -148,6 +154,8 @@ class QueueItem(ma.Schema):
     scores = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Float(), allow_none=True)
     max_score = ma.fields.Float(allow_none=True)
     model = ma.fields.String(allow_none=True)
+    language = ma.fields.String(allow_none=True, metadata={"description": "Read as (ISO 639-1)."})
+    language_confidence = ma.fields.Float(allow_none=True)
     reasons = ma.fields.List(ma.fields.Dict(), metadata={"description": "Why the policy decided."})
     reports = ma.fields.List(ma.fields.Nested(ReportOut), metadata={"description": "Open reports."})
     created_at = ma.fields.AwareDateTime()
@@ -212,6 +220,8 @@ def conditions(site_id: int, filters: dict[str, Any]) -> list[Any]:
     if "reason" in filters:
         code = filters["reason"].replace("_", "\\_")  # "_" is LIKE's any-character
         where.append(Comment.reason_codes.like(f"% {code} %", escape="\\"))
+    if "language" in filters:
+        where.append(Comment.language == filters["language"])
     # The sort key (-1 for no score) so the score indexes serve filters too; scores are
     # probabilities, so ">= 0" keeps unscored comments out as a NULL comparison would.
     score = ScoreKey(filters.get("label"))

@@ -17,7 +17,7 @@ from service.auth import Role, actor_name, require
 from service.extensions import db
 from service.labels import scorer_of
 from service.models import Site, SiteEvent
-from service.moderation.policy import default_thresholds
+from service.moderation.policy import UnsupportedLanguage, default_thresholds
 
 blp = Blueprint(
     "site",
@@ -39,7 +39,14 @@ SETTINGS = (
     "requeue_reports",
     "lazy_articles",
     "public_reads",
+    "language_scorers",
+    "unsupported_language",
 )
+LANGUAGE_RE = r"^[a-z]{2,3}$"
+# The worker's scorer grammar (workers/scorers.py); whether one is loaded, workers decide.
+SCORER_RE = r"^(profanity-check|detoxify:\S{1,300})$"
+SCORER_HELP = "Expected a scorer spec: profanity-check or detoxify:<model or checkpoint path>."
+LANGUAGES_MAX = 200
 
 
 def _origin(value: str) -> None:
@@ -59,6 +66,28 @@ class SiteSettings(ModerationSettings):
     )
     public_reads = ma.fields.Boolean(
         metadata={"description": "Allow reading approved comments without a key (`?site=`)."}
+    )
+    language_scorers = ma.fields.Dict(
+        keys=ma.fields.String(
+            validate=ma.validate.Regexp(LANGUAGE_RE, error="Expected a language code like fr.")
+        ),
+        values=ma.fields.String(
+            validate=ma.validate.Regexp(SCORER_RE, error=SCORER_HELP),
+        ),
+        validate=ma.validate.Length(max=LANGUAGES_MAX),
+        metadata={
+            "description": "Language (ISO 639-1 code) → the scorer its comments go to, one the "
+            'workers load (`CIVILITY_SCORERS`), e.g. `{"de": "detoxify:multilingual"}`: '
+            "the site vouches that it reads the language. Replaced whole by PATCH."
+        },
+    )
+    unsupported_language = ma.fields.String(
+        validate=ma.validate.OneOf([u.value for u in UnsupportedLanguage]),
+        metadata={
+            "description": "A comment in a language no loaded scorer reads: `hold` (the "
+            "default) holds it unscored (reason `unsupported_language`); `score` has the "
+            "fallback language's scorer read it, the reason recorded."
+        },
     )
 
     @ma.validates("origins")
@@ -99,6 +128,7 @@ def render(site: Site) -> dict[str, Any]:
     hold_defaults, reject_defaults = default_thresholds(out["scorer"])
     out["hold_at"] = effective(site.hold_at, hold_defaults)
     out["reject_at"] = effective(site.reject_at, reject_defaults)
+    out["language_scorers"] = site.language_scorers or {}
     return out
 
 

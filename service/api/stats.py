@@ -102,6 +102,21 @@ class ReportCounts(ma.Schema):
     resolved = ma.fields.Integer()
 
 
+class LanguageCount(ma.Schema):
+    language = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "Read as (ISO 639-1 code); null: not scored yet."},
+    )
+    received = ma.fields.Integer()
+    approved = ma.fields.Integer(metadata={"description": "Of those received: approved now."})
+    held = ma.fields.Integer()
+    rejected = ma.fields.Integer()
+    pending = ma.fields.Integer()
+    unsupported = ma.fields.Integer(
+        metadata={"description": "Read by no scorer made for the language (unsupported_language)."}
+    )
+
+
 class StatsOut(ma.Schema):
     since = ma.fields.AwareDateTime()
     until = ma.fields.AwareDateTime()
@@ -124,6 +139,10 @@ class StatsOut(ma.Schema):
     latency = ma.fields.Nested(Latencies)
     reports = ma.fields.Nested(ReportCounts)
     queue = ma.fields.Nested(Counts, metadata={"description": "The queues now."})
+    by_language = ma.fields.List(
+        ma.fields.Nested(LanguageCount),
+        metadata={"description": "Comments received in the window by language, most first."},
+    )
 
 
 def _ages(counts: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -266,6 +285,41 @@ def _latency(where: list[Any], sample_max: int) -> dict[str, Any]:
     }
 
 
+def by_language(site_id: int, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Comments received in the window per language, with their statuses now."""
+    unsupported = Comment.reason_codes.like("% unsupported\\_language %", escape="\\")
+    rows = db.session.execute(
+        sa.select(
+            Comment.language,
+            Comment.status,
+            sa.func.count(),
+            sa.func.count(sa.case((unsupported, 1))),
+        )
+        .where(
+            Comment.site_id == site_id,
+            Comment.created_at >= since,
+            Comment.created_at < until,
+        )
+        .group_by(Comment.language, Comment.status)
+    ).all()
+    counts: dict[str | None, dict[str, Any]] = {}
+    for language, status, n, unread in rows:
+        entry = counts.setdefault(
+            language,
+            {
+                "language": language,
+                "received": 0,
+                **{s: 0 for s in ("approved", "held", "rejected", "pending")},
+                "unsupported": 0,
+            },
+        )
+        entry["received"] += n
+        entry["unsupported"] += unread
+        if status in entry:
+            entry[status] += n
+    return sorted(counts.values(), key=lambda e: (-e["received"], e["language"] or ""))
+
+
 def site_stats(
     site_id: int, since: datetime, until: datetime, sample_max: int, grace: float
 ) -> dict[str, Any]:
@@ -314,6 +368,7 @@ def site_stats(
             "resolved": counts["reports_resolved"],
         },
         "queue": queue_counts(site_id)[None],
+        "by_language": by_language(site_id, since, until),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
@@ -105,6 +106,13 @@ def has_link(body: str) -> bool:
     return False
 
 
+class UnsupportedLanguage(StrEnum):
+    """What becomes of a comment in a language no loaded scorer reads."""
+
+    HOLD = "hold"  # never scored, held for a moderator
+    SCORE = "score"  # scored by the fallback language's scorer, the reason recorded
+
+
 def _thresholds(defaults: Mapping[str, float], overrides: Any, key: str) -> Mapping[str, float]:
     """Defaults with ``overrides`` applied per label; ``None`` turns a label off."""
     merged = dict(defaults)
@@ -139,6 +147,7 @@ class PolicySettings:
     hold_links: bool = False
     new_author_premod: int = 0  # hold until the author has this many approved; 0 = off
     requeue_reports: int = 3  # reports that send an approved comment back to held
+    unsupported_language: UnsupportedLanguage = UnsupportedLanguage.HOLD
 
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any], model: str | None = None) -> PolicySettings:
@@ -163,6 +172,9 @@ class PolicySettings:
             hold_links=bool(get("hold_links", False)),
             new_author_premod=int(get("new_author_premod", 0)),
             requeue_reports=int(get("requeue_reports", 3)),
+            unsupported_language=UnsupportedLanguage(
+                get("unsupported_language", UnsupportedLanguage.HOLD)
+            ),
         )
 
 
@@ -221,6 +233,9 @@ def decide(
     author_approved_count: int,
     settings: PolicySettings,
     article_mode: Mode | None = None,
+    *,
+    language: str | None = None,
+    language_supported: bool = True,
 ) -> Decision:
     """Decide a comment's status from its scores, body, author and the site's settings.
 
@@ -228,19 +243,32 @@ def decide(
 
     1-3. Reject when the author is banned, the body has a banned word, or a label
          score reaches ``reject_at``. The reasons list every reject rule that fired
-         (in that order), then every hold finding (steps 5-9) for the moderator,
+         (in that order), then every hold finding (steps 6-10) for the moderator,
          except a label hold for a label that already rejected.
-    4.   Approve a trusted author's comment (hold rules are skipped).
-    5-10. Hold when the author is on premoderation, has fewer than
+    4.   Hold a comment no model read: its ``language`` is one no scorer was made for
+         (``language_supported`` false) and either ``unsupported_language`` is ``hold``
+         or there are no scores. This holds a trusted author's comment too: nothing
+         unread is approved. Its reasons: ``unsupported_language``, then steps 6-10's.
+    5.   Approve a trusted author's comment (hold rules are skipped).
+    6-11. Hold when the author is on premoderation, has fewer than
          ``new_author_premod`` approved comments, the body has a suspect word, a
          label score reaches ``hold_at``, ``hold_links`` is on and the body has a
          link, or the effective mode (``article_mode`` over ``settings.mode``) is
          ``pre``. The reasons list every hold rule that fired, in that order.
-    11.  Otherwise approve, with no reasons.
+    12.  Otherwise approve, with no reasons.
+
+    A comment scored although no scorer was made for its language (``score``) ends its
+    reasons, whatever the decision, with ``unsupported_language``.
 
     Labels missing from ``scores`` are not checked; scores for labels without a
     threshold are ignored. Thresholds count on equality.
     """
+    unsupported: list[dict[str, Any]] = []
+    if not language_supported:
+        unsupported.append({"code": "unsupported_language", "language": language})
+    unread = bool(unsupported) and (
+        settings.unsupported_language == UnsupportedLanguage.HOLD or not scores
+    )
     rejects: list[dict[str, Any]] = []
     if author_status == AuthorStatus.BANNED:
         rejects.append({"code": "author_banned"})
@@ -253,15 +281,19 @@ def decide(
         holds = _findings(
             scores, body, author_status, author_approved_count, settings, rejected_labels
         )
-        return Decision(CommentStatus.REJECTED, rejects + holds)
+        return Decision(CommentStatus.REJECTED, rejects + holds + unsupported)
+
+    if unread:
+        holds = _findings(scores, body, author_status, author_approved_count, settings)
+        return Decision(CommentStatus.HELD, unsupported + holds)
 
     if author_status == AuthorStatus.TRUSTED:
-        return Decision(CommentStatus.APPROVED, [{"code": "author_trusted"}])
+        return Decision(CommentStatus.APPROVED, [{"code": "author_trusted"}, *unsupported])
 
     holds = _findings(scores, body, author_status, author_approved_count, settings)
     mode = settings.mode if article_mode is None else article_mode
     if mode == Mode.PRE:
         holds.append({"code": "premoderation"})
     if holds:
-        return Decision(CommentStatus.HELD, holds)
-    return Decision(CommentStatus.APPROVED, [])
+        return Decision(CommentStatus.HELD, holds + unsupported)
+    return Decision(CommentStatus.APPROVED, unsupported)

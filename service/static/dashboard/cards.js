@@ -163,6 +163,7 @@ export function scoresEl(item) {
       }),
     ),
     item.model ? h("p", { class: "model", text: item.model }) : null,
+    item.language ? h("p", { class: "model", text: `language ${item.language} (${Math.round((item.language_confidence || 0) * 100)}% sure)` }) : null,
   );
 }
 
