@@ -1,7 +1,7 @@
 """scale indexes and daily stats rollups: score sorts, waiting counts, stats, open reports
 
 Revision ID: 9c1d2e3f4a5b
-Revises: 6606f59e57bc
+Revises: c4f1d2e8a913
 Create Date: 2026-12-01 22:10:00
 
 On Postgres every index is built CONCURRENTLY outside the migration's transaction, so
@@ -16,7 +16,7 @@ from service.score_key import index_name, index_sql, score_sql
 
 # revision identifiers, used by Alembic.
 revision = "9c1d2e3f4a5b"
-down_revision = "6606f59e57bc"
+down_revision = "c4f1d2e8a913"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """comment language, site language settings
 
 Revision ID: b7c41e5d9a17
-Revises: 6606f59e57bc
+Revises: 9c1d2e3f4a5b
 Create Date: 2026-12-01 22:00:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'b7c41e5d9a17'
-down_revision = '6606f59e57bc'
+down_revision = "9c1d2e3f4a5b"
 branch_labels = None
 depends_on = None
 

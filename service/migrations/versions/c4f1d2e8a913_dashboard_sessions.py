@@ -1,7 +1,7 @@
 """dashboard sessions
 
 Revision ID: c4f1d2e8a913
-Revises: 6606f59e57bc
+Revises: 418a62ab7314
 Create Date: 2026-12-01 22:10:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'c4f1d2e8a913'
-down_revision = '6606f59e57bc'
+down_revision = "418a62ab7314"
 branch_labels = None
 depends_on = None
 
