@@ -164,7 +164,6 @@ class Router(Scorer):
         self.min_confidence = min_confidence
         self.labels = tuple(dict.fromkeys(label for r in self.routes for label in r.scorer.labels))
         self.version = "+".join(route.scorer.version for route in self.routes)
-        self._detector = detector()
         self._detected: dict[str, Detection] = {}
 
     @property
@@ -177,7 +176,9 @@ class Router(Scorer):
         if len(self._detected) + len(missing) > DETECTED_MAX:  # callers that never plan
             self._detected = {}
         if missing:
-            self._detected.update(zip(missing, self._detector.detect(missing), strict=True))
+            # The detector loads on first use (under a second): a starting worker reads
+            # the stream first.
+            self._detected.update(zip(missing, detector().detect(missing), strict=True))
         return [self._detected[text] for text in texts]
 
     def reads(self, language: str) -> bool:
