@@ -146,7 +146,7 @@ def _sqlite_begin(conn: sa.engine.Connection) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from service import auth, dashboard, errors, ratelimit, redis_client
+    from service import auth, dashboard, demo_page, embed_script, errors, ratelimit, redis_client
     from service.api import register_blueprints
     from service.api.common import IdConverter
     from service.extensions import db, migrate
@@ -164,6 +164,8 @@ def _init_extensions(app: Flask) -> None:
     errors.init_app(app)
     register_blueprints(api)
     dashboard.init_app(app)
+    embed_script.init_app(app)
+    demo_page.init_app(app)
 
     @app.teardown_request
     def _end_transaction(exc: BaseException | None) -> None:

@@ -54,6 +54,13 @@ class Site(db.Model):
     requeue_reports: Mapped[int] = mapped_column(default=3)
     lazy_articles: Mapped[bool] = mapped_column(default=True)
     public_reads: Mapped[bool] = mapped_column(default=False)
+    # What a browser may write (service/embed_tokens.py): off | sso | anonymous. The embed
+    # secret signs readers' HS256 tokens; after a rotation the previous one still verifies
+    # until its overlap ends.
+    browser_submissions: Mapped[str] = mapped_column(sa.String(16), default="off")
+    embed_secret: Mapped[str | None] = mapped_column(sa.String(200))
+    embed_previous_secret: Mapped[str | None] = mapped_column(sa.String(200))
+    embed_previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

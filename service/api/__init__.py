@@ -10,6 +10,7 @@ def register_blueprints(api: Api) -> None:
         authors,
         comments,
         decisions,
+        embed,
         health,
         queue,
         site,
@@ -17,5 +18,16 @@ def register_blueprints(api: Api) -> None:
         webhooks,
     )
 
-    for module in (health, articles, comments, site, webhooks, queue, decisions, authors, stats):
+    for module in (
+        health,
+        articles,
+        comments,
+        site,
+        webhooks,
+        queue,
+        decisions,
+        authors,
+        stats,
+        embed,
+    ):
         api.register_blueprint(module.blp)

@@ -39,7 +39,9 @@ SETTINGS = (
     "requeue_reports",
     "lazy_articles",
     "public_reads",
+    "browser_submissions",
 )
+BROWSER_SUBMISSIONS = ("off", "sso", "anonymous")
 THRESHOLD_HELP = (
     "Label → probability in [0, 1] at which the policy {verb}; null turns the "
     "label off. PATCH changes only the labels given."
@@ -112,6 +114,13 @@ class SiteSettings(ma.Schema):
     public_reads = ma.fields.Boolean(
         metadata={"description": "Allow reading approved comments without a key (`?site=`)."}
     )
+    browser_submissions = ma.fields.String(
+        validate=ma.validate.OneOf(BROWSER_SUBMISSIONS),
+        metadata={
+            "description": "What browsers (the embed widget) may write: `off` (reads only), "
+            "`sso` (readers signed in by the site's HS256 token) or `anonymous` (a name)."
+        },
+    )
 
     @ma.validates("origins")
     def _origins_bounded(self, value: list[str], **kwargs: Any) -> None:
@@ -122,6 +131,12 @@ class SiteSettings(ma.Schema):
 
 class SiteOut(SiteSettings):
     id = ma.fields.Integer()
+    embed_secret_set = ma.fields.Boolean(
+        metadata={"description": "Whether an embed secret exists (POST /v1/site/embed-secret)."}
+    )
+    embed_previous_secret_expires_at = ma.fields.AwareDateTime(
+        allow_none=True, metadata={"description": "Until then the previous secret verifies too."}
+    )
     created_at = ma.fields.AwareDateTime()
     updated_at = ma.fields.AwareDateTime()
 
@@ -148,6 +163,8 @@ def render(site: Site) -> dict[str, Any]:
     out = {name: getattr(site, name) for name in (*SETTINGS, "id", "created_at", "updated_at")}
     out["hold_at"] = effective(site.hold_at, DEFAULT_HOLD_AT)
     out["reject_at"] = effective(site.reject_at, DEFAULT_REJECT_AT)
+    out["embed_secret_set"] = bool(site.embed_secret)
+    out["embed_previous_secret_expires_at"] = site.embed_previous_secret_expires_at
     return out
 
 
@@ -190,6 +207,13 @@ class SiteResource(MethodView):
         hold_at = effective(fields.get("hold_at", site.hold_at), DEFAULT_HOLD_AT)
         reject_at = effective(fields.get("reject_at", site.reject_at), DEFAULT_REJECT_AT)
         _check_order(hold_at, reject_at)
+        if fields.get("browser_submissions") == "sso" and not site.embed_secret:
+            abort(
+                422,
+                "Invalid browser_submissions: sso needs an embed secret; make one with "
+                "POST /v1/site/embed-secret first.",
+                errors={"json": {"browser_submissions": ["Make an embed secret first."]}},
+            )
         changes = {
             name: [getattr(site, name), value]
             for name, value in fields.items()
