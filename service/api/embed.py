@@ -41,6 +41,9 @@ class SiteArg(ma.Schema):
 
 class EmbedArticleOut(ma.Schema):
     article = ma.fields.String(metadata={"description": "The article's ref."})
+    registered = ma.fields.Boolean(
+        metadata={"description": "Whether the article exists yet (else it has no comments)."}
+    )
     title = ma.fields.String(allow_none=True)
     comments_open = ma.fields.Boolean()
     count = ma.fields.Integer(metadata={"description": "Approved comments."})
@@ -226,6 +229,7 @@ class EmbedArticle(MethodView):
         cfg = current_app.config
         return {
             "article": ref,
+            "registered": article is not None,
             "title": article.title if article else None,
             "comments_open": article.comments_open if article else site.lazy_articles,
             "count": count,

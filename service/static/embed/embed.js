@@ -272,8 +272,9 @@
     var error = el("p", { class: "civility-error", role: "alert" });
     var send = el("button", { type: "submit", class: "civility-primary",
       text: parent ? "Post reply" : "Post comment" });
-    var form = el("form", { class: "civility-form", "aria-label": label, novalidate: true }, [
-      el("label", { for: body.id, text: parent ? "Your reply" : "Leave a comment" }),
+    var form = el("form", { class: "civility-form", "aria-label": parent ? label : null,
+      novalidate: true }, [
+      el("label", { for: body.id, text: parent ? "Your reply" : label }),
       body,
       name && el("label", { for: name.id, text: "Your name" }),
       name,
@@ -320,6 +321,7 @@
     var path = "/v1/embed/articles/" + encodeURIComponent(this.article) + "/comments";
     return request(path + this.query(), { method: "POST", json: fields, headers: this.headers() })
       .then(function (comment) {
+        self.meta.registered = true;
         self.remember(comment);
         self.place(comment, true);
         self.watch(comment.id);
@@ -395,6 +397,10 @@
   // -- the thread --
   Widget.prototype.loadPage = function () {
     var self = this;
+    if (!this.meta.registered) { // no comment yet, not even an article: nothing to ask for
+      this.thread.setAttribute("aria-busy", "false");
+      return Promise.resolve(null);
+    }
     var path = "/v1/articles/" + encodeURIComponent(this.article) + "/comments";
     var extra = "&order=" + this.order + "&limit=" + this.pageSize +
       (this.cursor ? "&cursor=" + encodeURIComponent(this.cursor) : "");
