@@ -428,6 +428,7 @@ def test_browser_limits_per_ip_and_per_author_store_nothing_when_spent(config, m
         assert "per author" in by_author.get_json()["message"]
         assert rows()["Comment"] == 3
         db.session.remove()
+        db.engine.dispose()
     app.extensions["civility.redis"].close()
 
 
@@ -535,4 +536,5 @@ def test_demo_token_endpoint_signs_the_demo_reader_for_this_machine_only(config)
         from tests.conftest import clear_tables
 
         clear_tables()
+        db.engine.dispose()
     app.extensions["civility.redis"].close()

@@ -12,10 +12,8 @@ from service.extensions import db
 from service.models import Article, Author, Comment, Report, Site
 from service.moderation.states import CommentStatus
 from tests.browser_helpers import (
-    CHROMIUM_ARGS,
     LiveServer,
     axe_violations,
-    chromium_or_skip,
     release,
 )
 from tests.embed_helpers import SECRET, reader_token
@@ -25,17 +23,6 @@ from tests.worker_helpers import comments as worker_comments
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 POLL_MS = 300
-
-
-@pytest.fixture(scope="module")
-def browser():
-    path = chromium_or_skip()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
