@@ -67,3 +67,13 @@ def test_node_example_makes_a_token_the_api_accepts(client, sso_site, tmp_path):
     assert answer.status_code == 202, answer.get_json()
     author = stored(answer.get_json()["id"]).author
     assert (author.ref, author.name) == ("user-7", "Bo Node")
+
+
+def test_readme_says_what_the_widget_weighs():
+    from service.embed_script import script
+
+    readme = (ROOT / "README.md").read_text()
+    size, gzipped = re.search(r"(\d+) KB, ([\d.]+) KB gzipped", readme).groups()
+    current = script()
+    assert int(size) == round(len(current.body) / 1000)
+    assert float(gzipped) == round(current.gzip_bytes / 1000, 1)
