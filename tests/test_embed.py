@@ -539,3 +539,31 @@ def test_demo_token_endpoint_signs_the_demo_reader_for_this_machine_only(config)
         clear_tables()
         db.engine.dispose()
     app.extensions["civility.redis"].close()
+
+
+def test_demo_banner_prints_the_demo_article_beside_the_dashboard(app, monkeypatch):
+    import io
+    import json
+
+    from service import demo_banner
+    from service.demo import run_demo
+
+    made = run_demo("http://127.0.0.1:8000")
+    site = db.session.get(Site, made["site_id"])
+    assert site.browser_submissions == "sso" and site.embed_secret
+    assert "http://127.0.0.1:8000" in site.origins
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(made)))
+    monkeypatch.setattr("sys.stdout", out)
+    demo_banner.main()
+    lines = out.getvalue().splitlines()
+    dashboard = next(n for n, line in enumerate(lines) if "/dashboard" in line)
+    assert "Demo article:" in lines[dashboard + 2]
+    assert lines[dashboard + 2].endswith("http://127.0.0.1:8000/demo/")
+    # Run again (scripts/run does, every start): the same secret, no duplicate origin.
+    secret = site.embed_secret
+    run_demo("http://127.0.0.1:8000")
+    db.session.expire_all()
+    site = db.session.get(Site, made["site_id"])
+    assert site.embed_secret == secret
+    assert site.origins.count("http://127.0.0.1:8000") == 1
