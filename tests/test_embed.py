@@ -567,3 +567,13 @@ def test_demo_banner_prints_the_demo_article_beside_the_dashboard(app, monkeypat
     site = db.session.get(Site, made["site_id"])
     assert site.embed_secret == secret
     assert site.origins.count("http://127.0.0.1:8000") == 1
+
+
+def test_anonymous_readers_report_once_per_browser_address(client, anon_site):
+    comment_id = embed_post(client, anon_site.id, name="Kim").get_json()["id"]
+    moderator_moves([comment_id], CommentStatus.APPROVED)
+    first = embed_report(client, anon_site.id, comment_id)
+    assert first.status_code == 201, first.get_json()
+    assert embed_report(client, anon_site.id, comment_id).get_json()["id"] == first.get_json()["id"]
+    [reporter] = db.session.scalars(sa.select(Report.reporter_ref)).all()
+    assert reporter.startswith("anon:")
