@@ -195,7 +195,16 @@ def _sqlite_begin(conn: sa.engine.Connection) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from service import auth, dashboard, errors, json_guard, ratelimit, redis_client
+    from service import (
+        auth,
+        dashboard,
+        demo_page,
+        embed_script,
+        errors,
+        json_guard,
+        ratelimit,
+        redis_client,
+    )
     from service.api import register_blueprints, register_dropins
     from service.api.common import IdConverter
     from service.extensions import db, migrate
@@ -215,6 +224,8 @@ def _init_extensions(app: Flask) -> None:
     register_blueprints(api)
     register_dropins(app)
     dashboard.init_app(app)
+    embed_script.init_app(app)
+    demo_page.init_app(app)
 
     @app.teardown_request
     def _end_transaction(exc: BaseException | None) -> None:

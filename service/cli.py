@@ -241,3 +241,16 @@ def stats_rebuild(site_id: int | None) -> None:
         raise click.ClickException(f"no site {site_id}")
     days = rollups.rebuild(site_id, current_app.config["STATS_ROLLUP_GRACE_S"])
     emit({"site_id": site_id, "days": days})
+
+
+@main.command("embed-snippet")
+@click.option("--site", "site_id", type=int, required=True, help="Site id.")
+@click.option("--article", required=True, help="The article's ref.")
+@click.option(
+    "--url", default="http://127.0.0.1:8000", show_default=True, help="Where the API is served."
+)
+def embed_snippet(site_id: int, article: str, url: str) -> None:
+    """Print the widget's HTML for one article, pinned to this version with its integrity."""
+    from service.embed_script import snippet
+
+    click.echo(snippet(url.rstrip("/"), site_id, article))

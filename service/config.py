@@ -293,6 +293,38 @@ SETTINGS: tuple[Setting, ...] = (
         "How long a claimed delivery stays claimed (a dispatcher "
         "killed mid-delivery frees it after this).",
     ),
+    Setting(
+        "RATELIMIT_PER_BROWSER_IP",
+        "20 per minute",
+        "Comments and reports a browser may send per client IP (the embed widget's writes).",
+    ),
+    Setting(
+        "EMBED_TOKEN_MAX_AGE_S",
+        86400,
+        "Longest life a reader token (the embed's HS256 JWT) may have: one whose `exp` is "
+        "further ahead is refused (sign short-lived tokens).",
+    ),
+    Setting(
+        "EMBED_TOKEN_LEEWAY_S",
+        30,
+        "Clock skew allowed when checking a reader token's `exp`, `iat` and `nbf`.",
+    ),
+    Setting(
+        "EMBED_SECRET_OVERLAP_S",
+        86400,
+        "After an embed secret rotation, how long tokens signed with the old one still verify.",
+    ),
+    Setting(
+        "EMBED_POLL_MS",
+        5000,
+        "How often the widget asks about its reader's own pending comments.",
+    ),
+    Setting(
+        "DEMO_PAGE",
+        False,
+        "Serve the demo article at `/demo/` and its reader-token endpoint (`scripts/run` "
+        "turns it on). Never in production: the endpoint signs in anyone as the demo reader.",
+    ),
     Setting("SESSION_HOURS", 12, "How long a dashboard sign-in lasts."),
     Setting(
         "COOKIE_SECURE",

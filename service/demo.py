@@ -7,10 +7,12 @@ import os
 import shlex
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app
 
+from service import embed_tokens
 from service.auth import Role, authenticate_token, create_key
 from service.extensions import db
 from service.models import Site
@@ -23,6 +25,8 @@ ARTICLE = {
     "published_at": "2024-02-08T19:24:07+00:00",
     "comments_open": True,
 }
+# The demo page's byline: the demo's own desk, not the original article's author.
+BYLINE = "By the Civility demo desk"
 SUSPECT_WORDS = ["idiot", "morons", "propaganda", "shill"]
 # Written for this demo: some civil, some not, so every policy outcome shows up.
 COMMENTS: list[dict[str, Any]] = [
@@ -87,7 +91,7 @@ def _keys_file() -> Path:
     return Path(current_app.instance_path) / "demo-keys.json"
 
 
-def _demo_site() -> Site:
+def _demo_site(base_url: str) -> Site:
     site = db.session.scalar(sa.select(Site).where(Site.name == SITE_NAME))
     if site is None:
         # Suspect words and links hold a few comments, so the dashboard has work to show.
@@ -100,6 +104,13 @@ def _demo_site() -> Site:
         )
         db.session.add(site)
         db.session.flush()
+    # The demo page (/demo/) signs its reader in: the widget writes as them (sso).
+    origin = urlsplit(base_url)._replace(path="", query="", fragment="").geturl()
+    if origin not in site.origins:
+        site.origins = [*site.origins, origin]
+    if not site.embed_secret:
+        embed_tokens.rotate_secret(site, 0)
+    site.browser_submissions = "sso"
     return site
 
 
@@ -123,7 +134,7 @@ def _demo_keys(site: Site) -> dict[str, str]:
 
 def run_demo(base_url: str) -> dict[str, Any]:
     """Create (idempotently) everything the demo needs, through the public API."""
-    site = _demo_site()
+    site = _demo_site(base_url)
     keys = _demo_keys(site)
     client = current_app.test_client()
     auth = {"Authorization": f"Bearer {keys['site']}"}
@@ -149,6 +160,7 @@ def run_demo(base_url: str) -> dict[str, Any]:
         "article": ARTICLE_REF,
         "comment_ids": ids,
         "dashboard": f"{base_url}/dashboard",
+        "demo_page": f"{base_url}/demo/",
         "curl": curl_lines(base_url, site.id, keys, ids[0]),
     }
 

@@ -17,6 +17,8 @@ Civility is starting. Demo site {demo["site_id"]}, article {demo["article"]!r}.
 
 Moderation dashboard: {demo["dashboard"]}
   sign in with the moderator key (the admin key also opens Settings); press ? for shortcuts.
+Demo article:         {demo["demo_page"]}
+  leave a comment as the demo reader; watch it go pending, then published or held.
 
 Try (the demo's comments are scored within seconds of the worker starting):
 """)

@@ -59,6 +59,13 @@ class Site(db.Model):
     # Language → scorer spec the site wants for it; and what becomes of unread languages.
     language_scorers: Mapped[dict[str, str] | None] = mapped_column(sa.JSON, default=dict)
     unsupported_language: Mapped[str] = mapped_column(sa.String(8), default="hold")
+    # What a browser may write (service/embed_tokens.py): off | sso | anonymous. The embed
+    # secret signs readers' HS256 tokens; after a rotation the previous one still verifies
+    # until its overlap ends.
+    browser_submissions: Mapped[str] = mapped_column(sa.String(16), default="off")
+    embed_secret: Mapped[str | None] = mapped_column(sa.String(200))
+    embed_previous_secret: Mapped[str | None] = mapped_column(sa.String(200))
+    embed_previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

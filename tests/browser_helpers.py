@@ -6,6 +6,7 @@ import os
 import shutil
 import threading
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -147,3 +148,37 @@ def set_model(site_id: int, model: str) -> None:
         .values(model=model)
     )
     db.session.commit()
+
+
+AXE = Path(__file__).resolve().parent / "js" / "node_modules" / "axe-core" / "axe.min.js"
+# WCAG 2.2 A and AA, and axe's best practices (one h1, distinct landmark names, heading order).
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+
+
+def axe_or_skip() -> str:
+    """axe-core's source, installed from npm by scripts/setup test; skip (fail in CI) without."""
+    if AXE.exists():
+        return AXE.read_text()
+    problem = "axe-core is not installed (npm ci --prefix tests/js)"
+    if in_ci():
+        pytest.fail(f"accessibility tests cannot run in CI: {problem}")
+    pytest.skip(f"accessibility tests skipped: {problem}")
+    raise AssertionError("unreachable")
+
+
+def axe_violations(page: Any, include: str | None = None) -> list[str]:
+    """axe-core's violations on the page (or inside ``include``), one line each.
+
+    Injected through the DevTools protocol, so the page's own CSP does not stop it.
+    """
+    page.evaluate(axe_or_skip())
+    result = page.evaluate(
+        """([include, tags]) => axe.run(include ? {include: [include]} : document,
+            {runOnly: {type: "tag", values: tags}, resultTypes: ["violations"]})""",
+        [include, AXE_TAGS],
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + ", ".join(" ".join(node["target"]) for node in v["nodes"][:5])
+        for v in result["violations"]
+    ]

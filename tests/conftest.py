@@ -197,3 +197,17 @@ def submit(client: FlaskClient, site: SiteKeys):
         return client.post(f"/v1/articles/{article}/comments", json=payload, headers=all_headers)
 
     return post
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium through Playwright, one for the session (browser_helpers.py)."""
+    from tests.browser_helpers import CHROMIUM_ARGS, chromium_or_skip
+
+    path = chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

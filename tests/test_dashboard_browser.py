@@ -11,10 +11,8 @@ import pytest
 
 from service.models import utcnow
 from tests.browser_helpers import (
-    CHROMIUM_ARGS,
     LiveServer,
     add_history,
-    chromium_or_skip,
     held_comment,
     name_things,
     release,
@@ -25,17 +23,6 @@ from tests.review_helpers import make_comments, set_created, statuses
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    path = chromium_or_skip()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ def register_blueprints(api: Api) -> None:
         calibration,
         comments,
         decisions,
+        embed,
         health,
         queue,
         sessions,
@@ -20,7 +21,18 @@ def register_blueprints(api: Api) -> None:
         webhooks,
     )
 
-    for module in (health, articles, comments, site, webhooks, queue, decisions, authors, stats):
+    for module in (
+        health,
+        articles,
+        comments,
+        site,
+        webhooks,
+        queue,
+        decisions,
+        authors,
+        stats,
+        embed,
+    ):
         api.register_blueprint(module.blp)
     api.register_blueprint(sessions.blp)
     api.register_blueprint(calibration.blp)

@@ -14,7 +14,7 @@ from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from service import bulk, lifecycle, logs, metrics, outbox, ratelimit, stream
+from service import lifecycle, logs, metrics, ratelimit, reports, stream
 from service.api.common import (
     REF_PARAM,
     CleanString,
@@ -32,7 +32,7 @@ from service.api.common import (
 from service.auth import Role, actor_name, current_role, require
 from service.errors import abort, field_error
 from service.extensions import db
-from service.models import Article, Author, Comment, Report, Site, utcnow
+from service.models import Article, Author, Comment, Site, utcnow
 from service.moderation.states import CommentStatus
 
 blp = Blueprint(
@@ -447,66 +447,13 @@ class CommentReports(MethodView):
         reach the site's `requeue_reports` goes back to held with reason `reported`.
         """
         comment = comment_or_404(comment_id)
-        # Locked, so concurrent reports count each other and requeue it once.
-        comment = bulk.locked(Comment.id == comment.id)[0]
-        if comment.status == CommentStatus.DELETED:
-            abort(409, f"Comment {comment_id} is deleted.")
-        reporter = fields.get("reporter_id")
-        if reporter:
-            earlier = db.session.scalar(
-                sa.select(Report).where(
-                    Report.comment_id == comment.id,
-                    Report.reporter_ref == reporter,
-                    Report.resolved_at.is_(None),
-                )
-            )
-            if earlier is not None:
-                return earlier
-        report = Report(
-            site_id=comment.site_id,
-            comment_id=comment.id,
+        report = reports.file_report(
+            comment.id,
             reason=fields["reason"],
-            reporter_ref=reporter,
+            reporter=fields.get("reporter_id"),
             note=fields.get("note"),
+            actor=actor_name(),
+            requeue_reports=g.site.requeue_reports,
         )
-        db.session.add(report)
-        db.session.flush()
-        actor = actor_name()
-        report_data = {
-            name: getattr(report, name) for name in ("id", "reason", "note", "created_at")
-        }
-        report_data["reporter_id"] = report.reporter_ref
-        outbox.emit(
-            comment.site_id,
-            "comment.reported",
-            outbox.comment_data(
-                comment, previous_status=comment.status, actor=actor, report=report_data
-            ),
-            comment_id=comment.id,
-        )
-        _requeue_if_reported(comment, actor)
         db.session.commit()
         return report
-
-
-def _requeue_if_reported(comment: Comment, actor: str) -> None:
-    """Send an approved comment back to held once its open reports reach requeue_reports."""
-    threshold = g.site.requeue_reports
-    if not threshold or comment.status != CommentStatus.APPROVED:
-        return
-    open_reports = db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Report)
-        .where(Report.comment_id == comment.id, Report.resolved_at.is_(None))
-    )
-    if open_reports < threshold:
-        return
-    reasons = [r for r in comment.reasons or [] if r.get("code") != "reported"]
-    lifecycle.move(
-        comment,
-        CommentStatus.HELD,
-        actor=actor,
-        reason_code="reported",
-        note=f"{open_reports} open reports",
-        reasons=[*reasons, {"code": "reported", "reports": open_reports}],
-    )

@@ -14,6 +14,7 @@ from flask_smorest import Blueprint
 from service.api.common import CleanString, PageArgs, id_cursor, page_size
 from service.api.schemas import ModerationSettings, check_order, effective
 from service.auth import Role, actor_name, require
+from service.errors import abort
 from service.extensions import db
 from service.labels import scorer_of
 from service.models import Site, SiteEvent
@@ -41,12 +42,14 @@ SETTINGS = (
     "public_reads",
     "language_scorers",
     "unsupported_language",
+    "browser_submissions",
 )
 LANGUAGE_RE = r"^[a-z]{2,3}$"
 # The worker's scorer grammar (workers/scorers.py); whether one is loaded, workers decide.
 SCORER_RE = r"^(profanity-check|detoxify:\S{1,300})$"
 SCORER_HELP = "Expected a scorer spec: profanity-check or detoxify:<model or checkpoint path>."
 LANGUAGES_MAX = 200
+BROWSER_SUBMISSIONS = ("off", "sso", "anonymous")
 
 
 def _origin(value: str) -> None:
@@ -89,6 +92,13 @@ class SiteSettings(ModerationSettings):
             "fallback language's scorer read it, the reason recorded."
         },
     )
+    browser_submissions = ma.fields.String(
+        validate=ma.validate.OneOf(BROWSER_SUBMISSIONS),
+        metadata={
+            "description": "What browsers (the embed widget) may write: `off` (reads only), "
+            "`sso` (readers signed in by the site's HS256 token) or `anonymous` (a name)."
+        },
+    )
 
     @ma.validates("origins")
     def _origins_bounded(self, value: list[str], **kwargs: Any) -> None:
@@ -104,6 +114,12 @@ class SiteOut(SiteSettings):
             "description": "The scorer whose defaults fill in thresholds not set: the model "
             "of the site's newest scored comment, a live worker's, or the configured spec."
         }
+    )
+    embed_secret_set = ma.fields.Boolean(
+        metadata={"description": "Whether an embed secret exists (POST /v1/site/embed-secret)."}
+    )
+    embed_previous_secret_expires_at = ma.fields.AwareDateTime(
+        allow_none=True, metadata={"description": "Until then the previous secret verifies too."}
     )
     created_at = ma.fields.AwareDateTime()
     updated_at = ma.fields.AwareDateTime()
@@ -129,6 +145,8 @@ def render(site: Site) -> dict[str, Any]:
     out["hold_at"] = effective(site.hold_at, hold_defaults)
     out["reject_at"] = effective(site.reject_at, reject_defaults)
     out["language_scorers"] = site.language_scorers or {}
+    out["embed_secret_set"] = bool(site.embed_secret)
+    out["embed_previous_secret_expires_at"] = site.embed_previous_secret_expires_at
     return out
 
 
@@ -155,6 +173,13 @@ class SiteResource(MethodView):
         hold_at = effective(fields.get("hold_at", site.hold_at), hold_defaults)
         reject_at = effective(fields.get("reject_at", site.reject_at), reject_defaults)
         check_order(hold_at, reject_at)
+        if fields.get("browser_submissions") == "sso" and not site.embed_secret:
+            abort(
+                422,
+                "Invalid browser_submissions: sso needs an embed secret; make one with "
+                "POST /v1/site/embed-secret first.",
+                errors={"json": {"browser_submissions": ["Make an embed secret first."]}},
+            )
         changes = {
             name: [getattr(site, name), value]
             for name, value in fields.items()

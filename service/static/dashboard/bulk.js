@@ -6,7 +6,7 @@ import { pickReason } from "./panels.js";
 import { VERBS, filterParams, state, tab } from "./state.js";
 
 // Set by the queue view: redraw the bulk bar; reload the list and counts after a change.
-export const hooks = { redraw: () => {}, reload: async () => {} };
+export const hooks = { redraw: () => {}, reload: async () => {}, focus: () => {} };
 
 export function rememberBulk(ids, summary) {
   state.lastBulk = { ids, summary };
@@ -63,6 +63,7 @@ export async function bulk(decision) {
   state.selected.clear();
   state.allMatching = false;
   await hooks.reload();
+  hooks.focus();
 }
 
 export async function undoLast() {
@@ -83,4 +84,5 @@ export async function undoLast() {
   state.lastBulk = null;
   sessionStorage.removeItem("civility.lastBulk");
   await hooks.reload();
+  hooks.focus();
 }

@@ -180,12 +180,15 @@ export function renderCard(item, handlers, { selected, current, tab, notice, bus
   const href = safeUrl(article.url);
   const titleId = `c${item.id}-title`;
   const gone = Boolean(notice && notice.gone);
+  // The card's name: who wrote it and how it starts (not its buttons' text).
+  const opening = (item.body || "").replace(/\s+/g, " ").trim();
+  const name = `Comment #${item.id} by ${author.name || author.id}: ${opening.length > 80 ? `${opening.slice(0, 80)}…` : opening}`;
   const card = h(
     "article",
     {
       class: `card status-${item.status}${selected ? " selected" : ""}${current ? " current" : ""}${gone ? " gone" : ""}${busy ? " busy" : ""}`,
       tabindex: "-1",
-      "aria-labelledby": titleId,
+      "aria-label": name,
       "aria-current": current ? "true" : null,
       "aria-busy": busy ? "true" : null,
       dataset: { id: String(item.id) },
@@ -261,7 +264,7 @@ export function renderCard(item, handlers, { selected, current, tab, notice, bus
         h("button", { type: "button", class: "btn ghost", "aria-keyshortcuts": "o", onclick: handlers.author }, "Author", h("kbd", { text: "o" })),
       ),
     ),
-    h("aside", { class: "card-scores", "aria-label": "Scores" }, scoresEl(item)),
+    h("aside", { class: "card-scores", "aria-label": `Scores of comment #${item.id}` }, scoresEl(item)),
   );
   return card;
 }

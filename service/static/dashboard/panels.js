@@ -3,6 +3,7 @@
 import { api, getConfig } from "./api.js";
 import { h, append, modal, timeEl, toast, when } from "./dom.js";
 import { reasonText } from "./cards.js";
+import { SHORTCUT_MODES, setShortcutMode, shortcutMode } from "./state.js";
 
 const config = getConfig();
 
@@ -190,6 +191,14 @@ export function showHelp() {
   modal("Keyboard shortcuts", (body, done) => {
     append(body, [
       h("dl", { class: "shortcuts" }, SHORTCUTS.map(([key, what]) => [h("dt", {}, h("kbd", { text: key })), h("dd", { text: what })])),
+      h(
+        "fieldset",
+        { class: "shortcut-mode" },
+        h("legend", { text: "Single-key shortcuts" }),
+        SHORTCUT_MODES.map(([value, text]) =>
+          h("label", { class: "radio" }, h("input", { type: "radio", name: "shortcut-mode", value, checked: shortcutMode() === value, onchange: () => setShortcutMode(value) }), ` ${text}`),
+        ),
+      ),
       h("div", { class: "dialog-actions" }, h("button", { type: "button", class: "btn primary", text: "Close", autofocus: true, onclick: () => done(null) })),
     ]);
   });

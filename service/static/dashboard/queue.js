@@ -18,6 +18,7 @@ import {
   fetchPage,
   filterParams,
   readHash,
+  shortcutMode,
   state,
   tab,
   ui,
@@ -375,6 +376,8 @@ function onKey(event) {
     if (event.key === "Escape") event.target.blur();
     return;
   }
+  const mode = shortcutMode();
+  if (event.key.length === 1 && (mode === "off" || (mode === "cards" && !event.target.closest?.("#queue-list")))) return;
   const entry = entryOf(state.currentId);
   const keys = {
     j: () => move(1),
@@ -418,6 +421,8 @@ export function mountQueue(main) {
       ),
     ),
   );
+  // On phones the tabs scroll: the fade at their edge goes once the last one is in view.
+  ui.tabs.addEventListener("scroll", () => ui.tabs.classList.toggle("scrolled-end", ui.tabs.scrollLeft + ui.tabs.clientWidth >= ui.tabs.scrollWidth - 2), { passive: true });
   ui.tabs.addEventListener("keydown", (event) => {
     const at = TABS.findIndex((t) => t.id === state.tab);
     const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
@@ -435,15 +440,20 @@ export function mountQueue(main) {
   ui.bulkbar = h("div", { class: "bulkbar", role: "region", "aria-label": "Bulk actions" }, h("label", { class: "check", for: "select-page" }, ui.selectPage, " Page"), ui.selection, ui.allMatching, h("span", { class: "spacer" }), ui.bulkActions, ui.undo);
   ui.pill = h("button", { type: "button", class: "pill", hidden: true, onclick: showWaiting });
   ui.offline = h("p", { class: "notice warn", role: "status", hidden: true, text: "Offline: the server does not answer. Retrying…" });
-  ui.list = h("div", { id: "queue-list", class: "list", role: "tabpanel", "aria-label": "Comments", "aria-busy": "true" });
+  ui.list = h("div", { id: "queue-list", class: "list", role: "tabpanel", "aria-label": "Comments", "aria-busy": "true", tabindex: "-1" });
   ui.more = h("button", { type: "button", class: "btn more", hidden: true, text: "Load more", onclick: loadMore });
   const hint = h("p", { class: "keyhint" }, ["j/k move", "a approve", "r reject", "h hold", "x select", "i history", "o author", "? all shortcuts"].map((t) => h("span", { text: t })));
-  clear(main).append(h("div", { class: "queue-head" }, ui.tabs, ui.filterBox), ui.bulkbar, ui.offline, ui.pill, ui.list, ui.more, hint);
+  clear(main).append(h("h1", { class: "sr-only", text: "Review queue" }), h("div", { class: "queue-head" }, ui.tabs, ui.filterBox), ui.bulkbar, ui.offline, ui.pill, ui.list, ui.more, hint);
   syncFilterInputs();
   drawTabs();
   drawBulkBar();
   hooks.redraw = drawBulkBar;
   hooks.reload = () => Promise.all([load({ keepCurrent: true }), refreshCounts()]);
+  // After a bulk action or its undo the buttons pressed are gone: focus the current card.
+  hooks.focus = () => {
+    if (document.querySelector("dialog[open]")) return;
+    (entryOf(state.currentId)?.el || ui.list).focus({ preventScroll: false });
+  };
   document.addEventListener("keydown", onKey);
   document.addEventListener("visibilitychange", onVisible);
   load().then(() => {

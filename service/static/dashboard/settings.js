@@ -61,7 +61,7 @@ function thresholdRow(label, site, samples) {
   const row = h(
     "div",
     { class: "threshold-row" },
-    h("h4", { text: label.replace(/_/g, " ") }),
+    h("h3", { text: label.replace(/_/g, " ") }),
     h("div", { class: "threshold-inputs" }, h("label", { for: hold.id, text: "hold at" }), hold, h("label", { class: "check" }, holdOff, " off"), h("label", { for: reject.id, text: "reject at" }), reject, h("label", { class: "check" }, rejectOff, " off")),
     h("div", { class: "histogram", role: "img", "aria-label": `Histogram of recent ${label} scores` }, bars, holdMark, rejectMark),
     summary,

@@ -74,3 +74,20 @@ export function writeHash() {
 export function fetchPage(source, cursor, limit) {
   return api("GET", `/v1/queue${query({ ...source, ...filterParams(), sort: state.sort, limit, cursor })}`);
 }
+
+// Single-character shortcuts (WCAG 2.1.4): on everywhere in the queue, only while a comment
+// card (or a control in one) has focus, or off. Kept per browser.
+export const SHORTCUT_MODES = [
+  ["on", "On, anywhere in the queue"],
+  ["cards", "Only while a comment has focus"],
+  ["off", "Off"],
+];
+
+export function shortcutMode() {
+  const mode = localStorage.getItem("civility.shortcuts");
+  return SHORTCUT_MODES.some(([value]) => value === mode) ? mode : "on";
+}
+
+export function setShortcutMode(mode) {
+  localStorage.setItem("civility.shortcuts", mode);
+}
