@@ -107,6 +107,9 @@ class Responder:
         """A clean stop: no API process should count on this worker any more."""
         try:
             self.redis.zrem(self.ready_key, self.consumer)
+            if self.group_ready:
+                # What it held unanswered had callers that have gone by now.
+                self.redis.xgroup_delconsumer(self.stream, GROUP, self.consumer)
         except redis.RedisError as exc:
             log.warning("analyze: %s not removed from %s (%s)", self.consumer, self.ready_key, exc)
 
