@@ -65,7 +65,7 @@ def start_worker(app: Flask, config: dict[str, Any], tmp_path: Path):
                 ),
                 "the worker announced itself",
                 worker,
-                timeout=60,
+                timeout=180,  # torch loads slowly on a busy machine
             )
         return worker
 

@@ -25,10 +25,14 @@ from workers.scorers import Scorer
 
 log = logging.getLogger(__name__)
 
-CLAIM_EVERY_S = 5.0  # how often pending entries of dead workers are looked for
+CLAIM_EVERY_S = 5.0
+# (id, texts, deadline, reply key) of one request
+Request = tuple[
+    str, list[str], float, str
+]  # how often pending entries of dead workers are looked for
 
 
-def parse_request(fields: dict[str, str] | None) -> tuple[str, list[str], float, str] | None:
+def parse_request(fields: dict[str, str] | None) -> Request | None:
     """(id, texts, deadline, reply key) of a request entry; None when it is malformed."""
     if not fields:
         return None
@@ -74,6 +78,7 @@ class Responder:
         self.inbox: list[Entry] = []
         self.passes = 0
         self.answered = 0
+        self.seconds_per_text: float | None = None  # measured, to fit passes to deadlines
         self._next_ready = 0.0
         self._next_claim = 0.0
 
@@ -102,6 +107,9 @@ class Responder:
         """A clean stop: no API process should count on this worker any more."""
         try:
             self.redis.zrem(self.ready_key, self.consumer)
+            if self.group_ready:
+                # What it held unanswered had callers that have gone by now.
+                self.redis.xgroup_delconsumer(self.stream, GROUP, self.consumer)
         except redis.RedisError as exc:
             log.warning("analyze: %s not removed from %s (%s)", self.consumer, self.ready_key, exc)
 
@@ -166,7 +174,7 @@ class Responder:
         """Score the live requests in one call, reply to each, then ack and delete all."""
         started = time.perf_counter()
         now = time.time()
-        live: list[tuple[str, list[str], float, str]] = []
+        live: list[Request] = []
         expired = malformed = 0
         for _, fields, _ in entries:
             parsed = parse_request(fields)
@@ -182,6 +190,10 @@ class Responder:
         if malformed:
             metrics.ANALYZE_DROPPED.labels("malformed").inc(malformed)
             log.warning("analyze: %d malformed requests dropped", malformed)
+        live, later = self._fitting(live)
+        # Those that would miss their deadline in this pass wait for the next (or expire).
+        self.inbox += [e for e in entries if (p := parse_request(e[1])) and p in later]
+        entries = [e for e in entries if not ((p := parse_request(e[1])) and p in later)]
         texts = [text for _, found, _, _ in live for text in found]
         replies = self._replies(live, texts)
         pipe = self.redis.pipeline(transaction=False)
@@ -200,6 +212,10 @@ class Responder:
             metrics.ANALYZE_DROPPED.labels("late").inc(late)
         if live:
             elapsed = time.perf_counter() - started
+            if texts:
+                per_text = elapsed / len(texts)
+                old = self.seconds_per_text
+                self.seconds_per_text = per_text if old is None else 0.7 * old + 0.3 * per_text
             self.passes += 1
             self.answered += len(live) - late
             metrics.ANALYZE_PASSES.inc()
@@ -208,9 +224,25 @@ class Responder:
             log.info("analyze pass: %d requests, %d texts in %.3fs", len(live), len(texts), elapsed)
         return len(live) - late
 
-    def _replies(
-        self, live: list[tuple[str, list[str], float, str]], texts: list[str]
-    ) -> list[dict[str, Any]]:
+    def _fitting(self, live: list[Request]) -> tuple[list[Request], list[Request]]:
+        """The requests one pass can answer before their deadlines (by the measured time per
+        text), newest first: under overload some are answered rather than none."""
+        if self.seconds_per_text is None:
+            return live, []
+        now = time.time()
+        chosen: list[Request] = []
+        later: list[Request] = []
+        texts = 0
+        for request in sorted(live, key=lambda r: r[2], reverse=True):
+            earliest = min([request[2], *(r[2] for r in chosen)])
+            if chosen and (texts + len(request[1])) * self.seconds_per_text > earliest - now:
+                later.append(request)
+                continue
+            chosen.append(request)
+            texts += len(request[1])
+        return chosen, later
+
+    def _replies(self, live: list[Request], texts: list[str]) -> list[dict[str, Any]]:
         """One answer per request from one ``score_detailed`` call over all their texts."""
         if not texts:
             return [self._reply([]) for _ in live]
