@@ -46,6 +46,10 @@ class Analysis:
     labels: tuple[str, ...]
     scores: list[dict[str, float]]
     truncated: list[bool]
+    # Per text: the language it was detected as (None: unknown) and whether a loaded
+    # scorer reads that language (False: the fallback language's scorer read it).
+    languages: list[str | None]
+    supported: list[bool]
 
 
 def _waiting_client() -> redis.Redis:
@@ -133,10 +137,13 @@ def _request(texts: list[str]) -> Analysis:
     if any("error" in result for result in results):
         raise AnalyzeUnavailable("error", "A text could not be scored.")
     return Analysis(
-        model=payload["model"],
+        # The model that read the (first) text: with several scorers, the one it was routed to.
+        model=(results[0].get("model") if results else None) or payload["model"],
         labels=tuple(payload["labels"]),
         scores=[result["scores"] for result in results],
         truncated=[bool(result.get("truncated")) for result in results],
+        languages=[result.get("language") for result in results],
+        supported=[result.get("supported", True) for result in results],
     )
 
 

@@ -163,6 +163,14 @@ def test_a_language_the_model_was_not_trained_on_is_scored_and_says_so(
 
     assert answer.status_code == 200, answer.text
     assert answer.json()["languages"] == ["en"]  # read as English: the model knows no German
+    # Coral sends "en" for most locales: the worker detects the text's own language, says so,
+    # and the English model still scores it (never a 4xx, never unscored).
+    german = "Das ist der schlechteste Artikel, den ich in dieser Zeitung je gelesen habe."
+    answer = analyze(live_server, coral_body(german, "en"), site.site)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["detectedLanguages"] == ["de"]
+    assert answer.json()["languages"] == ["en"]
+    assert "TOXICITY" in answer.json()["attributeScores"]
 
 
 def test_bad_requests_answer_400_in_perspective_shape_naming_the_problem(

@@ -21,9 +21,14 @@ import redis
 from service import metrics
 from service.stream import GROUP
 from workers.consumer import Consumer, Entry
+from workers.routing import Router, SiteLanguages
 from workers.scorers import Scorer
 
 log = logging.getLogger(__name__)
+
+# A drop-in caller always gets scores (Perspective scores a language it was not trained on
+# anyway, and says so): a language no loaded scorer reads goes to the fallback language's.
+SCORE_EVERY_LANGUAGE = SiteLanguages(unsupported="score")
 
 CLAIM_EVERY_S = 5.0
 # (id, texts, deadline, reply key) of one request
@@ -247,7 +252,10 @@ class Responder:
         if not texts:
             return [self._reply([]) for _ in live]
         try:
-            results = self.scorer.score_detailed(texts)
+            if isinstance(self.scorer, Router):
+                results = self.scorer.score_detailed(texts, [SCORE_EVERY_LANGUAGE] * len(texts))
+            else:
+                results = self.scorer.score_detailed(texts)
             if len(results) != len(texts):
                 raise RuntimeError(f"{len(results)} results for {len(texts)} texts")
         except Exception as exc:
@@ -264,7 +272,15 @@ class Responder:
             "model": self.scorer.model,
             "labels": list(self.scorer.labels),
             "results": [
-                {"scores": r.scores, "truncated": r.truncated}
+                {
+                    "scores": r.scores,
+                    "truncated": r.truncated,
+                    # What the router read the text as (and whether a scorer reads that
+                    # language), and which of its models scored it.
+                    "language": getattr(r, "language", None),
+                    "supported": getattr(r, "supported", True),
+                    "model": getattr(r, "model", None) or self.scorer.model,
+                }
                 if r.scores is not None
                 else {"error": r.error or "not scored"}
                 for r in results

@@ -197,10 +197,17 @@ def analyze():
                 for (begin, end), scores in zip(spans, analysis.scores[1:], strict=True)
             ]
         attribute_scores[name] = scored
+    detected, read = analysis.languages[0], analysis.supported[0]
     answer: dict[str, Any] = {
         "attributeScores": attribute_scores,
-        "languages": languages_read(body.get("languages") or [], analysis.model),
+        # The language the model read the text as: the detected one where a loaded model
+        # reads it, else what the model that scored it knows (never an error).
+        "languages": [detected]
+        if detected and read
+        else languages_read(body.get("languages") or [], analysis.model),
     }
+    if detected:
+        answer["detectedLanguages"] = [detected]
     if "clientToken" in body:
         answer["clientToken"] = body["clientToken"]
     return jsonify(answer)
