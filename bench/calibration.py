@@ -412,6 +412,8 @@ def plot(result: dict[str, Any]) -> None:
     for name, figures in result["learning"]["baselines"].items():
         left.axhline(figures["all"]["f1"], color=colours[name], linestyle=":", label=f"F1, {name}")
     left.set_xscale("log")
+    left.set_xticks(x, [f"{v:,}" for v in x])
+    left.minorticks_off()
     left.set_xlabel("moderator decisions")
     left.set_ylabel('"not approved" vs human labels (held-out set)')
     left.set_title("Learning curve (profanity-check; optimistic: its training data)")
@@ -430,7 +432,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small steps and sizes")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--plot", action="store_true", help="redraw the plot from the JSON")
     args = parser.parse_args()
+    if args.plot:
+        from common import RESULTS
+
+        plot(json.loads((RESULTS / "calibration.json").read_text()))
+        return
     steps = [250, 500] if args.quick else [250, 500, 1000, 2000, 4000]
     test_size = 500 if args.quick else 2000
     sizes = [1000, 10_000] if args.quick else [1000, 10_000, 100_000, 1_000_000]
