@@ -20,6 +20,7 @@ client, in this process) with its wall time and this process's peak memory.
 Prints tables, writes bench/results/calibration.json and docs/bench-calibration.png.
 
     .venv/bin/python bench/calibration.py [--quick] [--database sqlite|postgresql]
+        [--timing-only] [--sizes 1000,10000] [--plot]
 """
 
 from __future__ import annotations
@@ -412,6 +413,8 @@ def plot(result: dict[str, Any]) -> None:
     for name, figures in result["learning"]["baselines"].items():
         left.axhline(figures["all"]["f1"], color=colours[name], linestyle=":", label=f"F1, {name}")
     left.set_xscale("log")
+    left.set_xticks(x, [f"{v:,}" for v in x])
+    left.minorticks_off()
     left.set_xlabel("moderator decisions")
     left.set_ylabel('"not approved" vs human labels (held-out set)')
     left.set_title("Learning curve (profanity-check; optimistic: its training data)")
@@ -430,13 +433,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small steps and sizes")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--plot", action="store_true", help="redraw the plot from the JSON")
+    parser.add_argument("--timing-only", action="store_true", help="skip the learning curve")
+    parser.add_argument("--sizes", help="comma-separated decision counts to time")
     args = parser.parse_args()
+    if args.plot:
+        from common import RESULTS
+
+        plot(json.loads((RESULTS / "calibration.json").read_text()))
+        return
     steps = [250, 500] if args.quick else [250, 500, 1000, 2000, 4000]
     test_size = 500 if args.quick else 2000
     sizes = [1000, 10_000] if args.quick else [1000, 10_000, 100_000, 1_000_000]
+    if args.sizes:
+        sizes = [int(size) for size in args.sizes.split(",")]
     started, load_start = time.time(), loadavg()
-    print(f"Learning curve ({args.database}): steps {steps}, held-out {test_size}", flush=True)
-    learning = learning_curve(steps, test_size, args.database)
+    learning = None
+    if not args.timing_only:
+        print(f"Learning curve ({args.database}): steps {steps}, held-out {test_size}", flush=True)
+        learning = learning_curve(steps, test_size, args.database)
     print(f"Timing ({args.database}): sizes {sizes}", flush=True)
     with tempfile.TemporaryDirectory() as instance:
         if args.database == "sqlite":
@@ -467,6 +482,10 @@ def main() -> None:
         "timing": times,
     }
     print()
+    if learning is None:
+        print("\n".join(table(result).splitlines()[-len(times) - 2 :]))
+        write_result(f"calibration-timing-{args.database}", result)
+        return
     print(table(result))
     write_result("calibration-quick" if args.quick else "calibration", result)
     if not args.quick:
@@ -492,7 +511,7 @@ def table(result: dict[str, Any]) -> str:
         "profanity-check defaults": (own_hold["toxicity"], own_reject["toxicity"]),
         "Detoxify-tuned defaults": (DEFAULT_HOLD_AT["toxicity"], DEFAULT_REJECT_AT["toxicity"]),
     }
-    learning = result["learning"]
+    learning = result["learning"] or {"baselines": {}, "curve": []}
     rows = [(name, "-", *fixed[name], figures) for name, figures in learning["baselines"].items()]
     rows += [
         ("calibrated", p["decisions"], p["hold_at"], p["reject_at"], p["test"])

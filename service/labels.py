@@ -11,7 +11,6 @@ function there once its table exists.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,8 +25,6 @@ from service.extensions import db
 from service.models import Comment, ModerationEvent
 from service.moderation.states import CommentStatus
 from service.stream import live_workers
-
-log = logging.getLogger(__name__)
 
 # Moves a moderator makes about someone or something else than the text: a reader report
 # sending a comment back to review, an author ban rejecting all their comments.
