@@ -49,6 +49,9 @@ ROUTES = {
     ("GET", "/v1/sessions"): "admin",
     ("POST", "/v1/sessions/end"): "admin",
     ("DELETE", "/v1/sessions/<int:session_id>"): "admin",
+    ("GET", "/v1/site/calibration"): "moderator",
+    ("POST", "/v1/site/simulate"): "admin",
+    ("POST", "/v1/site/embed-secret"): "admin",
 }
 # The drop-in faces answer in their vendors' shapes; tests/test_perspective.py,
 # test_moderations.py and test_coral.py test their keys and signatures.
@@ -56,6 +59,14 @@ DROPIN_ROUTES = {
     ("POST", "/v1/moderations"),
     ("POST", "/v1/coral/sites/<int:site_id>/moderation"),
     ("POST", "/v1/coral/secret"),
+}
+# Browsers call these without a key (the site's origins, reader tokens and per-IP limits
+# guard them); tests/test_embed.py tests them.
+BROWSER_ROUTES = {
+    ("GET", "/v1/embed/articles/<ref>"),
+    ("POST", "/v1/embed/articles/<ref>/comments"),
+    ("GET", "/v1/embed/comments/<int:comment_id>"),
+    ("POST", "/v1/embed/comments/<int:comment_id>/reports"),
 }
 ROLES = ["site", "moderator", "admin"]
 BODIES = {
@@ -69,6 +80,7 @@ BODIES = {
     ("POST", "/v1/webhooks"): {"url": "https://93.184.216.34/hook"},
     ("PATCH", "/v1/webhooks/<int:endpoint_id>"): {"description": "Mine now"},
     ("POST", "/v1/sessions/end"): {"key": "civ_AAAAAAAA"},
+    ("POST", "/v1/site/simulate"): {"hold_links": True},
 }
 
 
@@ -90,7 +102,7 @@ def test_every_route_is_listed(app):
         if rule.rule.startswith("/v1/")
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
-    assert found == set(ROUTES) | DROPIN_ROUTES
+    assert found == set(ROUTES) | DROPIN_ROUTES | BROWSER_ROUTES
 
 
 @pytest.mark.parametrize(("method", "rule"), sorted(ROUTES))
