@@ -286,6 +286,17 @@ SETTINGS: tuple[Setting, ...] = (
         "An endpoint whose deliveries all failed for this long is disabled (5 days).",
     ),
     Setting("WEBHOOK_BATCH", 50, "Deliveries a dispatcher claims at a time."),
+    Setting(
+        "WEBHOOK_CONCURRENCY",
+        8,
+        "Deliveries a dispatcher sends at once (threads), across endpoints.",
+    ),
+    Setting(
+        "WEBHOOK_PER_ENDPOINT",
+        2,
+        "Most deliveries in flight to one endpoint: a receiver that hangs holds back only "
+        "its own, never another site's.",
+    ),
     Setting("WEBHOOK_POLL_S", 1.0, "How often an idle dispatcher looks for due deliveries."),
     Setting(
         "WEBHOOK_LOCK_S",

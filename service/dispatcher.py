@@ -12,7 +12,10 @@ import logging
 import random
 import re
 import signal
+import threading
 import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
@@ -98,58 +101,105 @@ class Dispatcher:
         self.db_retry_max_s: float = cfg["DB_RETRY_MAX_S"]
         # A claimed row is sent only while its claim will outlast a whole attempt.
         self.send_window_s = self.lock_s - self.connect_timeout - self.read_timeout
+        self.concurrency: int = max(1, cfg["WEBHOOK_CONCURRENCY"])
+        self.per_endpoint: int = max(1, cfg["WEBHOOK_PER_ENDPOINT"])
+        # The app itself, not current_app's proxy: delivery threads push its context.
+        self.app = getattr(app, "_get_current_object", lambda: app)()
         self.stopping = False
         self.sent = 0
+        self._sent_lock = threading.Lock()
 
     # -- the loop -----------------------------------------------------------------------
 
     def run(self) -> int:
-        """Work until ``stopping`` (or, in burst mode, nothing is due); 0 after a clean stop."""
+        """Work until ``stopping`` (or, in burst mode, nothing is due); 0 after a clean stop.
+
+        Deliveries go out side by side: up to WEBHOOK_CONCURRENCY at once, at most
+        WEBHOOK_PER_ENDPOINT of them to one endpoint, so a receiver that hangs until its
+        timeout holds only its own deliveries back. Whenever a slot frees, more are claimed.
+        """
         if self.send_window_s <= 0:
             log.warning(
                 "dispatcher: WEBHOOK_LOCK_S (%s) should exceed the connect + read timeouts; "
                 "a slow receiver may get a delivery twice",
                 self.lock_s,
             )
-        log.info("dispatcher: started (batch %d%s)", self.batch, ", burst" if self.burst else "")
+        log.info(
+            "dispatcher: started (batch %d, %d at once, %d per endpoint%s)",
+            self.batch,
+            self.concurrency,
+            self.per_endpoint,
+            ", burst" if self.burst else "",
+        )
         backoff = 0.0
-        while not self.stopping:
-            try:
-                claimed = self.run_once()
-                backoff = 0.0
-            except sa.exc.SQLAlchemyError as exc:
-                db.session.rollback()
-                if not transient(exc):
-                    raise
-                backoff = min(self.db_retry_max_s, backoff * 2 or FIRST_BACKOFF_S)
-                log.warning("dispatcher: database down (%s); retrying in %.1fs", exc, backoff)
-                self._sleep(backoff)
-                continue
-            if not claimed:
-                if self.burst:
-                    break
-                self._sleep(self.poll_s)
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="delivery") as pool:
+            in_flight: dict[Future, int] = {}  # future -> endpoint id
+            while not self.stopping:
+                try:
+                    claimed = self._claim_into(pool, in_flight)
+                    backoff = 0.0
+                except sa.exc.SQLAlchemyError as exc:
+                    db.session.rollback()
+                    if not transient(exc):
+                        raise
+                    backoff = min(self.db_retry_max_s, backoff * 2 or FIRST_BACKOFF_S)
+                    log.warning("dispatcher: database down (%s); retrying in %.1fs", exc, backoff)
+                    self._sleep(backoff)
+                    continue
+                if not claimed and not in_flight:
+                    if self.burst:
+                        break
+                    self._sleep(self.poll_s)
+                elif in_flight:
+                    done, _ = wait(in_flight, timeout=self.poll_s, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        in_flight.pop(future)
+                        if future.exception() is not None:
+                            log.error(
+                                "dispatcher: a delivery thread failed: %r", future.exception()
+                            )
+            wait(in_flight)  # the deliveries in hand finish (each within its timeouts)
         log.info("dispatcher: stopped (%d attempts made)", self.sent)
         return 0
 
-    def run_once(self) -> int:
-        """Claim one batch of due deliveries and send them; how many were claimed."""
-        claimed_at = time.monotonic()
-        ids = self.claim()
-        for index, delivery_id in enumerate(ids):
-            late = index > 0 and time.monotonic() - claimed_at > self.send_window_s
-            if self.stopping or late:
-                self.release(ids[index:])
-                break
+    def _claim_into(self, pool: ThreadPoolExecutor, in_flight: dict[Future, int]) -> int:
+        """Claim what free slots allow and start sending it; how many were claimed."""
+        free = self.concurrency - len(in_flight)
+        if free <= 0:
+            return 0
+        busy = Counter(in_flight.values())
+        full = [endpoint for endpoint, n in busy.items() if n >= self.per_endpoint]
+        claimed = self.claim(limit=min(self.batch, free), skip_endpoints=full)
+        extra = []
+        for delivery_id, endpoint_id in claimed:
+            if busy[endpoint_id] >= self.per_endpoint:
+                extra.append(delivery_id)
+                continue
+            busy[endpoint_id] += 1
+            in_flight[pool.submit(self._deliver_in_thread, delivery_id)] = endpoint_id
+        if extra:
+            self.release(extra)
+        return len(claimed)
+
+    def _deliver_in_thread(self, delivery_id: int) -> None:
+        # A thread of its own needs an app context of its own (and so its own session).
+        with self.app.app_context():
             try:
                 self.deliver(delivery_id)
             except Exception as exc:
                 db.session.rollback()
-                if transient(exc):
-                    raise
                 # Its claim expires and another turn retries it.
                 log.exception("delivery %s: not sent (%s)", delivery_id, type(exc).__name__)
-        return len(ids)
+            finally:
+                db.session.remove()
+
+    def run_once(self) -> int:
+        """Claim one batch of due deliveries and send them, side by side; how many."""
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="delivery") as pool:
+            in_flight: dict[Future, int] = {}
+            claimed = self._claim_into(pool, in_flight)
+            wait(in_flight)
+        return claimed
 
     def stop_on_signal(self, signum: int, frame: FrameType | None) -> None:
         """Signal handler: finish the delivery in hand, then stop; a second signal stops now."""
@@ -167,14 +217,17 @@ class Dispatcher:
 
     # -- claims -------------------------------------------------------------------------
 
-    def claim(self) -> list[int]:
-        """Due deliveries of enabled endpoints, claimed for WEBHOOK_LOCK_S and committed."""
+    def claim(
+        self, limit: int | None = None, skip_endpoints: list[int] | None = None
+    ) -> list[tuple[int, int]]:
+        """Due deliveries of enabled endpoints as (id, endpoint id), claimed for
+        WEBHOOK_LOCK_S and committed; none of ``skip_endpoints`` (busy ones)."""
         now = utcnow()
         # Postgres: SKIP LOCKED lets dispatchers claim disjoint rows side by side. SQLite
         # ignores FOR UPDATE, but every transaction there starts with BEGIN IMMEDIATE (see
         # service/__init__.py): the database's single write lock makes each claim exclusive.
         query = (
-            sa.select(WebhookDelivery.id)
+            sa.select(WebhookDelivery.id, WebhookDelivery.endpoint_id)
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .where(
                 WebhookDelivery.status == DeliveryStatus.PENDING,
@@ -183,11 +236,14 @@ class Dispatcher:
                 WebhookEndpoint.enabled.is_(True),
             )
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-            .limit(self.batch)
+            .limit(limit or self.batch)
             .with_for_update(skip_locked=True, of=WebhookDelivery)
         )
+        if skip_endpoints:
+            query = query.where(WebhookDelivery.endpoint_id.not_in(skip_endpoints))
         try:
-            ids = list(db.session.scalars(query))
+            claimed = [(row.id, row.endpoint_id) for row in db.session.execute(query)]
+            ids = [delivery_id for delivery_id, _ in claimed]
             if ids:
                 db.session.execute(
                     sa.update(WebhookDelivery)
@@ -198,7 +254,7 @@ class Dispatcher:
         except BaseException:
             db.session.rollback()
             raise
-        return ids
+        return claimed
 
     def release(self, ids: list[int]) -> None:
         """Give claimed deliveries back at once, for this or another dispatcher."""
@@ -283,7 +339,8 @@ class Dispatcher:
             db.session.commit()
             return
         attempt = delivery.attempts + 1
-        self.sent += 1
+        with self._sent_lock:
+            self.sent += 1
         db.session.add(
             WebhookAttempt(
                 delivery_id=delivery.id,

@@ -115,6 +115,8 @@ class Author(db.Model):
     approved_count: Mapped[int] = mapped_column(default=0)
     rejected_count: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When DELETE /v1/authors/{ref} last erased them (service/erasure.py).
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Comment(db.Model):

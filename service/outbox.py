@@ -20,6 +20,7 @@ EVENT_TYPES = (
     "comment.deleted",
     "comment.reported",
     "author.banned",
+    "author.erased",
     "ping",
 )
 _CACHE = "civility.webhook_endpoints"

@@ -45,6 +45,7 @@ ROUTES = {
     ("POST", "/v1/decisions/bulk/<bulk_id>/undo"): "moderator",
     ("GET", "/v1/authors/<ref>"): "moderator",
     ("PATCH", "/v1/authors/<ref>"): "moderator",
+    ("DELETE", "/v1/authors/<ref>"): "admin",
     ("GET", "/v1/stats"): "moderator",
     ("GET", "/v1/sessions"): "admin",
     ("POST", "/v1/sessions/end"): "admin",

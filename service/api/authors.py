@@ -11,7 +11,7 @@ from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from service import bulk, outbox
+from service import bulk, erasure, outbox
 from service.api.articles import StatusCounts
 from service.api.common import CleanString, DateTimeIn
 from service.auth import Role, actor_name, require
@@ -182,11 +182,19 @@ def _new_status(author: Author, fields: dict[str, Any], now: datetime) -> tuple[
     return status, until
 
 
+class ErasureOut(ma.Schema):
+    author = ma.fields.String(metadata={"description": "The author's id (kept: the site's own)."})
+    erased_at = ma.fields.AwareDateTime()
+    comments = ma.fields.Integer(metadata={"description": "Comments erased by this call."})
+    deliveries = ma.fields.Integer(
+        metadata={"description": "Stored webhook payloads rewritten by this call."}
+    )
+
+
 @blp.route("/<ref>")
 class AuthorResource(MethodView):
-    decorators = [require(Role.MODERATOR)]
-
     @blp.doc(security=SECURITY)
+    @require(Role.MODERATOR)
     @blp.response(200, AuthorDetail)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, ref: str):
@@ -197,6 +205,7 @@ class AuthorResource(MethodView):
         return render(author)
 
     @blp.doc(security=SECURITY)
+    @require(Role.MODERATOR)
     @blp.arguments(AuthorPatch)
     @blp.response(200, AuthorDetail)
     @blp.alt_response(404, response="NOT_FOUND")
@@ -251,3 +260,19 @@ class AuthorResource(MethodView):
         if out_bulk is not None:
             out["bulk"] = out_bulk
         return out
+
+    @blp.doc(security=[{"bearerAuth": ["admin"]}])
+    @require(Role.ADMIN)
+    @blp.response(200, ErasureOut)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def delete(self, ref: str):
+        """Erase an author (right to be forgotten): bodies, name and notes; audit kept.
+
+        Comments keep their ids, times and history; their bodies become `[erased]` and they
+        are deleted; stored webhook payloads are rewritten; `author.erased` is emitted.
+        Idempotent: again, it erases only what arrived since.
+        """
+        author = author_or_404(ref, lock=True)
+        done = erasure.erase(author, actor_name())
+        db.session.commit()
+        return done

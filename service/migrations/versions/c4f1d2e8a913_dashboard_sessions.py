@@ -1,4 +1,4 @@
-"""dashboard sessions
+"""dashboard sessions, author erasure
 
 Revision ID: c4f1d2e8a913
 Revises: 418a62ab7314
@@ -39,8 +39,14 @@ def upgrade():
         batch_op.create_index('ix_dashboard_session_expires', ['expires_at'], unique=False)
         batch_op.create_index('ix_dashboard_session_key', ['key_id', 'ended_at'], unique=False)
 
+    with op.batch_alter_table('author', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('erased_at', sa.DateTime(), nullable=True))
+
 
 def downgrade():
+    with op.batch_alter_table('author', schema=None) as batch_op:
+        batch_op.drop_column('erased_at')
+
     with op.batch_alter_table('dashboard_session', schema=None) as batch_op:
         batch_op.drop_index('ix_dashboard_session_key')
         batch_op.drop_index('ix_dashboard_session_expires')
