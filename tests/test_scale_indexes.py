@@ -20,7 +20,7 @@ NEW_INDEXES = {
         "ix_comment_waiting_article",
         "ix_comment_parent",
     },
-    "moderation_event": {"ix_event_site_decided"},
+    "moderation_event": {"ix_event_site_decided", "ix_event_site_human"},
     "report": {"ix_report_site_open", "ix_report_site_created", "ix_report_site_resolved"},
 }
 # Enough rows that a sequential scan is the dearer plan; the bench seeds them by SQL.
@@ -147,10 +147,12 @@ def test_stats_read_decisions_and_reports_from_their_indexes(client, site, seede
     events = used(statements, "moderation_event")
     # A single day's few events may be read through the narrower (site_id, created_at)
     # index, which serves as well; no read may scan the table.
-    by_window = {"ix_event_site_decided", "ix_event_site_created"}
+    by_window = {"ix_event_site_decided", "ix_event_site_human", "ix_event_site_created"}
     missed = [(s, i) for s, i in events if not i & by_window]
     assert events and not missed, missed
     assert any("ix_event_site_decided" in i for _, i in events)
+    overrides = [i for s, i in events if "count(DISTINCT moderation_event_1.comment_id)" in s]
+    assert overrides and "ix_event_site_human" in overrides[0]
     reports = [i for s, i in used(statements, "report") if "FILTER" in s]
     assert reports and reports[0] & {"ix_report_site_created", "ix_report_site_resolved"}
     received = [i for s, i in used(statements, "comment") if "comment.created_at >=" in s]
