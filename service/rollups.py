@@ -25,6 +25,7 @@ from service.bulk import UNDO
 from service.extensions import db
 from service.models import Comment, ModerationEvent, Report, StatsDay, utcnow
 from service.moderation.states import CommentStatus
+from service.score_key import literal
 
 DAY = timedelta(days=1)
 DECIDED = (CommentStatus.APPROVED, CommentStatus.HELD, CommentStatus.REJECTED)
@@ -39,8 +40,9 @@ def is_policy(event: Any) -> Any:
 
 def is_human(event: Any) -> Any:
     """SQL: ``event`` is a moderator's decision (not a requeue, undo or delete)."""
+    # A literal "policy", so the partial index of moderators' decisions matches.
     return sa.and_(
-        event.actor != "policy",
+        event.actor != literal("policy"),
         event.from_status.is_not(None),
         event.to_status.in_(DECIDED),
         sa.or_(event.reason_code.is_(None), event.reason_code.not_in(NOT_DECISIONS)),

@@ -20,7 +20,7 @@ NEW_INDEXES = {
         "ix_comment_waiting_article",
         "ix_comment_parent",
     },
-    "moderation_event": {"ix_event_site_decided"},
+    "moderation_event": {"ix_event_site_decided", "ix_event_site_human"},
     "report": {"ix_report_site_open", "ix_report_site_created", "ix_report_site_resolved"},
 }
 # Enough rows that a sequential scan is the dearer plan; the bench seeds them by SQL.
@@ -138,14 +138,21 @@ def test_counts_by_article_read_the_waiting_and_open_report_indexes(
     assert waiting and "ix_comment_waiting_article" in waiting[0]
     # The seed's ~400 open reports fit a few pages, which Postgres rightly reads whole;
     # what must hold is that the partial index matches the query (at 1M it is chosen).
-    [(statement, parameters)] = [(s, p) for s, p in sent if "JOIN report" in s]
+    [(statement, parameters)] = [(s, p) for s, p in sent if "report.resolved_at IS NULL" in s]
     assert "ix_report_site_open" in plan_indexes(statement, parameters, seqscan=False)
 
 
 def test_stats_read_decisions_and_reports_from_their_indexes(client, site, seeded, statements):
     request(client, site, "GET", "/v1/stats", {})
-    events = [i for _, i in used(statements, "moderation_event")]
-    assert events and all("ix_event_site_decided" in i for i in events), events
+    events = used(statements, "moderation_event")
+    # A single day's few events may be read through the narrower (site_id, created_at)
+    # index, which serves as well; no read may scan the table.
+    by_window = {"ix_event_site_decided", "ix_event_site_human", "ix_event_site_created"}
+    missed = [(s, i) for s, i in events if not i & by_window]
+    assert events and not missed, missed
+    assert any("ix_event_site_decided" in i for _, i in events)
+    overrides = [i for s, i in events if "count(DISTINCT moderation_event_1.comment_id)" in s]
+    assert overrides and "ix_event_site_human" in overrides[0]
     reports = [i for s, i in used(statements, "report") if "FILTER" in s]
     assert reports and reports[0] & {"ix_report_site_created", "ix_report_site_resolved"}
     received = [i for s, i in used(statements, "comment") if "comment.created_at >=" in s]

@@ -169,29 +169,16 @@ def queue_counts(
         .where(*scope, Comment.status.in_(literals(CommentStatus.HELD, CommentStatus.PENDING)))
         .group_by(*group, Comment.status)
     ).all()
-    # From the open reports (ix_report_site_open) to their comments, one primary-key
-    # lookup each: as a join, Postgres hashed every approved comment of the site instead.
-    reported_ids = (
-        sa.select(Report.comment_id)
-        .where(Report.site_id == site_id, Report.resolved_at.is_(None))
-        .distinct()
-        .subquery()
-    )
-    article_of = (
-        sa.select(Comment.article_id)
+    reported = db.session.execute(
+        sa.select(*group, sa.func.count(sa.distinct(Comment.id)))
+        .join(Report, Report.comment_id == Comment.id)
         .where(
-            Comment.id == reported_ids.c.comment_id,
             *scope,
+            Report.site_id == site_id,
+            Report.resolved_at.is_(None),
             Comment.status.in_((CommentStatus.APPROVED, CommentStatus.HELD)),
         )
-        .scalar_subquery()
-    )
-    waiting_reports = sa.select(article_of.label("article_id")).select_from(reported_ids).subquery()
-    by = [waiting_reports.c.article_id] if by_article else []
-    reported = db.session.execute(
-        sa.select(*by, sa.func.count())
-        .where(waiting_reports.c.article_id.is_not(None))
-        .group_by(*by)
+        .group_by(*group)
     ).all()
     counts: dict[Any, dict[str, Any]] = {}
 
