@@ -25,8 +25,8 @@ ARTICLE = {
     "published_at": "2024-02-08T19:24:07+00:00",
     "comments_open": True,
 }
-# The demo page's byline: the demo's own desk, not the original article's author.
-BYLINE = "By the Civility demo desk"
+# The seed article's byline, as it was published (the demo shows it above the widget).
+BYLINE = "By Staff Reporter"
 SUSPECT_WORDS = ["idiot", "morons", "propaganda", "shill"]
 # Written for this demo: some civil, some not, so every policy outcome shows up.
 COMMENTS: list[dict[str, Any]] = [
