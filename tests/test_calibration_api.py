@@ -166,6 +166,9 @@ def test_a_site_without_scored_comments_answers_empty(client, site):
     [
         ({"since": "2026-06-02T00:00:00Z", "until": "2026-06-01T00:00:00Z"}, "since"),
         ({"since": "yesterday"}, "since"),
+        # At the calendar's edge: converting to UTC overflowed into a 500.
+        ({"since": "0001-01-01T00:00:00+14:00"}, "since"),
+        ({"until": "9999-12-31T23:59:59-14:00"}, "until"),
         ({"limit": "5"}, "limit"),
         ({"model": ""}, "model"),
     ],
@@ -278,6 +281,7 @@ def test_simulation_limit_takes_the_newest_comments(client, site):
     ("fields", "path"),
     [
         ({"since": "2026-06-02T00:00:00Z", "until": "2026-06-01T00:00:00Z"}, ("since",)),
+        ({"until": "0001-01-01T00:00:00+14:00"}, ("until",)),
         ({"hold_at": {"toxicity": 1.5}}, ("hold_at", "toxicity")),
         ({"reject_at": {"toxicity": -0.1}}, ("reject_at", "toxicity")),
         ({"hold_at": {"toxcity": 0.5}}, ("hold_at", "toxcity")),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import marshmallow as ma
@@ -11,6 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from service import labels, simulation
+from service.api.common import DateTimeIn
 from service.api.schemas import ModerationSettings, check_order, effective
 from service.auth import Role, require
 from service.errors import abort
@@ -38,16 +39,13 @@ POLICY_FIELDS = (
 
 
 class WindowArgs(ma.Schema):
-    since = ma.fields.AwareDateTime(
-        default_timezone=UTC,
+    since = DateTimeIn(
         metadata={
             "description": "Start (ISO 8601); default CIVILITY_CALIBRATION_DAYS (90) days "
             "before until."
         },
     )
-    until = ma.fields.AwareDateTime(
-        default_timezone=UTC, metadata={"description": "End, exclusive; default now."}
-    )
+    until = DateTimeIn(metadata={"description": "End, exclusive; default now."})
 
 
 class CalibrationArgs(WindowArgs):
