@@ -38,8 +38,11 @@ def week(site):
         policy_decides(day_ids[:2], "approved")
         policy_decides(day_ids[2:], "held")
         moderator_moves(day_ids[2:], "rejected", actor=f"mod-{days_ago % 2}")
+        # Mid-morning on closed days; today's at midnight, so never in the future whatever
+        # hour the suite runs (a comment at 10:00 today is not yet "received" at 03:00).
+        when = TODAY - timedelta(days=days_ago) + timedelta(hours=10 if days_ago else 0)
         for comment_id in day_ids:
-            backdate(comment_id, TODAY - timedelta(days=days_ago) + timedelta(hours=10))
+            backdate(comment_id, when)
         ids += day_ids
     return ids
 
