@@ -401,6 +401,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Longest text a synchronous request may score, in characters; longer answers 400.",
     ),
     Setting(
+        "ANALYZE_MAX_SPANS",
+        50,
+        "Most `spanScores` a Perspective call with `spanAnnotations` gets per attribute: a "
+        "text of more sentences is scored in that many runs of neighbouring sentences.",
+    ),
+    Setting(
         "ANALYZE_REPLY_TTL_S",
         5,
         "How long a worker's answer waits in Redis for an API process that has gone.",

@@ -93,8 +93,24 @@ def category_flagged(scores: Mapping[str, float], category: str, over: set[str])
     return all(hits) if combine == "all" else any(hits)
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(begin, end) character offsets of the text's sentences, surrounding space left out."""
+def sentence_spans(text: str, most: int) -> list[tuple[int, int]]:
+    """(begin, end) character offsets of the text's sentences, surrounding space left out.
+
+    A text of more than ``most`` sentences is read as ``most`` runs of neighbouring
+    sentences, as even as the sentences allow, so a long text cannot turn one request
+    into thousands of texts to score. Together the spans still cover every sentence.
+    """
+    sentences, most = _sentences(text), max(most, 1)
+    if len(sentences) <= most:
+        return sentences
+    runs = []
+    for run in range(most):
+        first, last = len(sentences) * run // most, len(sentences) * (run + 1) // most - 1
+        runs.append((sentences[first][0], sentences[last][1]))
+    return runs
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
     spans, start = [], 0
     for match in SENTENCE_END.finditer(text):
         spans.append((start, match.end()))

@@ -430,3 +430,17 @@ def test_suggestscore_stores_the_label_per_site_and_honours_do_not_store(live_se
     ]
     assert rows[0].community_id == "Example News" and rows[0].languages == ["en"]
     db.session.rollback()
+
+
+def test_a_text_of_many_sentences_gets_at_most_the_span_limit_covering_all_of_it():
+    from service.dropin import sentence_spans
+
+    text = " ".join(f"Sentence number {n} is here." for n in range(1, 11))
+    assert len(sentence_spans(text, 50)) == 10
+    spans = sentence_spans(text, 3)
+    assert len(spans) == 3
+    assert spans[0][0] == 0 and spans[-1][1] == len(text)
+    pieces = [text[b:e] for b, e in spans]
+    assert pieces[0].startswith("Sentence number 1 ") and pieces[0].endswith("3 is here.")
+    assert " ".join(pieces) == text  # every sentence in exactly one run, in order
+    assert sentence_spans(text, 0) == [(0, len(text))]

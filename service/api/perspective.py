@@ -170,7 +170,11 @@ def analyze():
     unknown = [name for name in requested if name not in PERSPECTIVE_ATTRIBUTES]
     if unknown:
         raise PerspectiveError(400, f"Unknown attribute {unknown[0]}: not one Civility offers.")
-    spans = sentence_spans(text) if body.get("spanAnnotations") else []
+    spans = (
+        sentence_spans(text, current_app.config["ANALYZE_MAX_SPANS"])
+        if body.get("spanAnnotations")
+        else []
+    )
     try:
         analysis = score_texts([text] + [text[b:e] for b, e in spans], "perspective")
     except AnalyzeUnavailable as exc:
