@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from typing import Any
 
 import httpx
@@ -131,3 +132,17 @@ def test_secret_needs_an_admin_key_and_a_real_secret(live_server, site):
     assert httpx.post(url, json={"secret": SECRET}, headers=site.auth()).status_code == 403
     short = httpx.post(url, json={"secret": "short"}, headers=site.auth("admin"))
     assert short.status_code == 422 and "secret" in short.json()["errors"]["json"]
+
+
+def test_no_live_worker_answers_503_at_once_so_coral_fails_open(
+    live_server, coral_site, redis_server, redis_prefix
+):
+    started = time.monotonic()
+    answer = send(live_server, coral_site.id, coral_request("Hello there."), SECRET)
+
+    # Coral publishes the comment unscored on any non-2xx: the answer must come at once,
+    # well inside its 200 ms budget, rather than at the analyze deadline.
+    assert answer.status_code == 503, answer.text
+    assert "worker" in answer.json()["message"]
+    assert time.monotonic() - started < 0.5
+    assert redis_server.xlen(f"{redis_prefix}:analyze") == 0
