@@ -346,8 +346,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "WEBHOOK_ALLOW_PRIVATE",
         False,
-        "Allow webhook URLs on loopback/private networks. "
-        "Needed for local tests; dangerous in production (SSRF).",
+        "Allow webhook URLs on loopback/private networks. Needed for local tests "
+        "(`scripts/run` turns it on when it listens on loopback); dangerous in production "
+        "(SSRF).",
     ),
     Setting("LOG_FORMAT", "text", "`text` or `json` (one JSON object per line)."),
     Setting("LOG_LEVEL", "INFO", "Python logging level."),

@@ -87,8 +87,33 @@ COMMENTS: list[dict[str, Any]] = [
 ]
 
 
-def _keys_file() -> Path:
-    return Path(current_app.instance_path) / "demo-keys.json"
+def _instance_file(name: str) -> Path:
+    return Path(current_app.instance_path) / name
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` readable by this user only: it holds keys."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def _write_env(base_url: str, site_id: int, keys: dict[str, str]) -> Path:
+    """The shell variables the README's examples use, for ``source instance/demo.env``."""
+    values = {
+        "API": base_url,
+        "SITE_ID": str(site_id),
+        "SITE_KEY": keys["site"],
+        "MOD_KEY": keys["moderator"],
+        "ADMIN_KEY": keys["admin"],
+    }
+    lines = [f"{name}={shlex.quote(value)}" for name, value in values.items()]
+    path = _instance_file("demo.env")
+    _write_private(
+        path,
+        "# The demo's API, site and keys (civility demo wrote this).\n" + "\n".join(lines) + "\n",
+    )
+    return path
 
 
 def _demo_site(base_url: str) -> Site:
@@ -116,7 +141,7 @@ def _demo_site(base_url: str) -> Site:
 
 def _demo_keys(site: Site) -> dict[str, str]:
     """Reuse the keys saved by an earlier run when they still work; else make new ones."""
-    path = _keys_file()
+    path = _instance_file("demo-keys.json")
     saved: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     keys = {}
     for role in Role:
@@ -126,9 +151,7 @@ def _demo_keys(site: Site) -> dict[str, str]:
             key = create_key(site, role, f"demo-{role.label}")
         keys[role.label] = key
     db.session.commit()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(keys, f)
+    _write_private(path, json.dumps(keys))
     return keys
 
 
@@ -161,6 +184,7 @@ def run_demo(base_url: str) -> dict[str, Any]:
         "comment_ids": ids,
         "dashboard": f"{base_url}/dashboard",
         "demo_page": f"{base_url}/demo/",
+        "env_file": str(_write_env(base_url, site.id, keys)),
         "curl": curl_lines(base_url, site.id, keys, ids[0]),
     }
 

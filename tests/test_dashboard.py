@@ -180,6 +180,10 @@ def test_demo_names_the_dashboard_and_holds_some_comments(app):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("sys.stdin", stdin)
         patch.setattr("sys.stdout", out)
+        patch.chdir(Path(demo["env_file"]).parents[1])  # where scripts/run runs it
         demo_banner.main()
     assert "http://127.0.0.1:8000/dashboard" in out.getvalue()
     assert "moderator key" in out.getvalue()
+    # The line the README's examples begin with, and what it sets.
+    assert "\n  source instance/demo.env\n" in out.getvalue()
+    assert f"MOD_KEY={demo['keys']['moderator']}\n" in Path(demo["env_file"]).read_text()
