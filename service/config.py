@@ -242,8 +242,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "CALIBRATION_MAX_DECISIONS",
-        1000000,
-        "Most labelled comments one calibration reads (the newest decisions).",
+        20000,
+        "Most moderator decisions one calibration (and a simulation's agreement figures) "
+        "reads: the newest, which say the site's current line best. Its time grows with "
+        "this number, not with how many decisions the site has.",
     ),
     Setting(
         "CALIBRATION_TARGET_PRECISION",

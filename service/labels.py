@@ -97,15 +97,19 @@ def scorer_of(site_id: int) -> str:
 
 
 def model_labels(window: Window) -> list[str]:
-    """The labels the model scores, read from the newest comment of the site it scored."""
+    """The labels the model scores, read from the comment of the site's newest policy
+    decision by that model (the site-and-time index of events finds it at once; ordering
+    the site's comments by id would sort them all)."""
     scores = db.session.scalar(
         sa.select(Comment.scores)
+        .join(ModerationEvent, ModerationEvent.comment_id == Comment.id)
         .where(
-            Comment.site_id == window.site_id,
-            Comment.model == window.model,
+            ModerationEvent.site_id == window.site_id,
+            ModerationEvent.actor == "policy",
+            ModerationEvent.model == window.model,
             Comment.scores.is_not(None),
         )
-        .order_by(Comment.id.desc())
+        .order_by(ModerationEvent.created_at.desc(), ModerationEvent.id.desc())
         .limit(1)
     )
     return list(scores) if isinstance(scores, dict) else []
@@ -118,17 +122,17 @@ def _score(label: str) -> Any:
 
 def moderator_decisions(window: Window, labels: list[str], limit: int) -> Iterable[Row]:
     """The newest moderator decision per comment in the window, on comments the model
-    scored, the ``limit`` newest; a moderator hold is no verdict, so a comment whose newest
-    decision is a hold is left out."""
-    ranked = (
-        sa.select(
-            ModerationEvent.id,
-            ModerationEvent.comment_id,
-            ModerationEvent.to_status,
-            sa.func.row_number()
-            .over(partition_by=ModerationEvent.comment_id, order_by=ModerationEvent.id.desc())
-            .label("rank"),
-        )
+    scored, of the ``limit`` newest decisions; a moderator hold is no verdict, so a
+    comment whose newest decision is a hold is left out.
+
+    The ``limit`` newest events are taken first (the site-and-time index reads them
+    newest first and stops), and only those are ranked per comment: the query's cost
+    follows the limit, not how many decisions the site has ever had. A comment's newest
+    decision is among them whenever any of its decisions is, so the answer is the same
+    as ranking them all and keeping the newest ``limit``.
+    """
+    newest = (
+        sa.select(ModerationEvent.id, ModerationEvent.comment_id, ModerationEvent.to_status)
         .where(
             ModerationEvent.site_id == window.site_id,
             ModerationEvent.actor != "policy",
@@ -140,8 +144,16 @@ def moderator_decisions(window: Window, labels: list[str], limit: int) -> Iterab
             ModerationEvent.created_at >= window.since,
             ModerationEvent.created_at < window.until,
         )
+        .order_by(ModerationEvent.created_at.desc(), ModerationEvent.id.desc())
+        .limit(limit)
         .subquery()
     )
+    ranked = sa.select(
+        newest,
+        sa.func.row_number()
+        .over(partition_by=newest.c.comment_id, order_by=newest.c.id.desc())
+        .label("rank"),
+    ).subquery()
     rejected = sa.case((ranked.c.to_status == CommentStatus.REJECTED, 1), else_=0)
     return db.session.connection().execute(
         sa.select(Comment.id, rejected, *(_score(label) for label in labels))
@@ -154,7 +166,6 @@ def moderator_decisions(window: Window, labels: list[str], limit: int) -> Iterab
             Comment.scores.is_not(None),
         )
         .order_by(ranked.c.id.desc())
-        .limit(limit)
     )
 
 

@@ -118,6 +118,20 @@ def test_newest_decision_wins_and_a_moderator_hold_is_no_label(client, site):
     assert (body["decisions"], body["rejected"]) == (9, 4)
 
 
+def test_it_reads_the_newest_decisions_up_to_the_limit_each_by_its_newest_verdict(
+    app, client, site
+):
+    app.config["CALIBRATION_MAX_DECISIONS"] = 4
+    ids = moderated(client, site, TEN)  # ids[6:] are the four newest decisions
+    body = calibration(client, site).get_json()
+    assert (body["decisions"], body["rejected"]) == (4, 0)
+    decide(client, site, ids[6], "reject")  # approved, now rejected: still one of the newest
+    decide(client, site, ids[0], "approve")  # rejected long ago, now approved: the newest
+    body = calibration(client, site).get_json()
+    # The four newest events: ids[0] approved, ids[6] rejected, ids[9], ids[8] approved.
+    assert (body["decisions"], body["rejected"]) == (4, 1)
+
+
 def test_only_the_current_models_scores_and_this_sites_decisions_count(client, site, other_site):
     moderated(client, site, TEN[:6], model="detoxify-original@0.5.4")
     moderated(client, site, TEN)  # newest: the site's model now
