@@ -30,6 +30,8 @@ from service.moderation.states import CommentStatus
 from service.score_key import literal
 
 DAY = timedelta(days=1)
+# Days one transaction of ``fill`` stores.
+FILL_COMMIT_DAYS = 10
 DECIDED = (CommentStatus.APPROVED, CommentStatus.HELD, CommentStatus.REJECTED)
 # Moves by moderator keys that are not decisions: report requeues and undos.
 NOT_DECISIONS = ("reported", UNDO)
@@ -205,6 +207,7 @@ def fill(before: datetime, site_id: int | None = None) -> int:
             if day not in have:
                 _store(site, day, live(site, start_of(day), start_of(day + DAY)))
                 stored += 1
-                db.session.commit()  # a day at a time: SQLite's write lock is held briefly
-        db.session.rollback()
+                if stored % FILL_COMMIT_DAYS == 0:
+                    db.session.commit()  # SQLite's write lock is held for a few days' counts
+        db.session.commit()
     return stored

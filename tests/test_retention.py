@@ -344,6 +344,13 @@ def test_prune_cli_names_a_bad_setting(app, config):
     assert "CIVILITY_RETAIN_EVENTS_DAYS" in result.output
 
 
+def test_a_negative_retention_is_refused_at_start(config):
+    from service import create_app
+
+    with pytest.raises(ValueError, match="CIVILITY_RETAIN_SESSIONS_DAYS"):
+        create_app({**config, "RETAIN_SESSIONS_DAYS": -1})
+
+
 def test_one_worker_prunes_per_interval(
     app, site, endpoint, redis_server: redis.Redis, redis_prefix
 ):
