@@ -194,12 +194,19 @@ def sqlite_bytes(path: Path) -> dict[str, int]:
 
 
 def prune_timed(settings: retention.Retention) -> dict[str, Any]:
+    """The prune's work, timed in two parts: the days rolled up first, then the deletes."""
     started = time.perf_counter()
+    # What prune() does first, done here to time it apart.
+    rolled_up = rollups.fill(settings.events_horizon(utcnow()))
+    filled = time.perf_counter()
     pruned = retention.prune(settings)
+    done = time.perf_counter()
     return {
-        "seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(done - started, 2),
+        "rollup_seconds": round(filled - started, 2),
+        "delete_seconds": round(done - filled, 2),
         "rows": pruned.rows,
-        "rolled_up_days": pruned.rolled_up_days,
+        "rolled_up_days": rolled_up + pruned.rolled_up_days,
     }
 
 
@@ -310,8 +317,9 @@ def table(results: dict[str, Any]) -> str:
     for backend in ("sqlite", "postgresql"):
         first, again = results[backend]["prune"], results[backend]["prune_again"]
         lines.append(
-            f"\n{backend}: pruned {sum(first['rows'].values()):,} rows in {first['seconds']} s "
-            f"(rolled up {first['rolled_up_days']} days first); again: {again['seconds']} s"
+            f"\n{backend}: rolled {first['rolled_up_days']} days up in {first['rollup_seconds']}"
+            f" s, then deleted {sum(first['rows'].values()):,} rows in"
+            f" {first['delete_seconds']} s; again: {again['seconds']} s"
         )
     return "\n".join(lines)
 

@@ -232,7 +232,8 @@ def stats() -> None:
 @click.option("--site", "site_id", type=int, help="Only this site id (default: every site).")
 @with_appcontext
 def stats_rebuild(site_id: int | None) -> None:
-    """Recount every closed day's stats from the tables (after pruning, erasure or imports)."""
+    """Recount closed days' stats from the tables (after erasure or imports); days before
+    the retention horizon, whose events may be pruned, keep their counts."""
     from flask import current_app
 
     from service import rollups

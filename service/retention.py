@@ -102,7 +102,8 @@ class Retention:
         return rollups.start_of(min(now - timedelta(days=days), closed_before).date())
 
     def events_horizon(self, now: datetime) -> datetime | None:
-        """Before this, events may have been pruned (None: they never are)."""
+        """Before this (a midnight), events may be pruned (None: they never are): the
+        later of the two events cutoffs."""
         kept = [d for d in (self.events_days, self.moderated_events_days) if d]
         return self.events_cutoff(min(kept), now) if kept else None
 
@@ -237,16 +238,12 @@ def _delete_events(where: list[Any]) -> Callable[[list[int]], dict[str, int]]:
 
 def _prune_events(run: _Run, now: datetime) -> bool:
     retention, event = run.retention, ModerationEvent
-    cutoffs = [
-        retention.events_cutoff(days, now)
-        for days in (retention.events_days, retention.moderated_events_days)
-        if days
-    ]
-    if not cutoffs:
+    horizon = retention.events_horizon(now)
+    if horizon is None:
         return True
     if not run.dry_run:
         # Every day whose events may go is counted into the rollup first.
-        run.pruned.rolled_up_days += rollups.fill(max(cutoffs))
+        run.pruned.rolled_up_days += rollups.fill(horizon)
     keep = _site_models()
     kept = [event.id.not_in(keep)] if keep else []
     if retention.events_days:
