@@ -7,11 +7,9 @@ import json
 import secrets
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import sqlalchemy as sa
 
 from service import labels, rollups
@@ -26,74 +24,39 @@ from service.models import (
     StatsDay,
     WebhookAttempt,
     WebhookDelivery,
-    WebhookEndpoint,
-    utcnow,
 )
 from service.retention import Retention, first_id_at, prune
+from tests.retention_helpers import (
+    NOW,
+    OLD,
+    RECENT,
+    age,
+    count,
+    delivery,
+    event_ids,
+    make_audit,
+    make_endpoint,
+)
 from tests.review_helpers import (
     MODEL,
     events,
     make_comments,
-    moderator_moves,
     policy_decides,
-    set_created,
 )
-from tests.worker_helpers import WORKER_SETTINGS, WorkerProcess
-
-NOW = utcnow()
-OLD = NOW - timedelta(days=200)  # past the default 180 days of policy-only events
-RECENT = NOW - timedelta(days=10)
-
-
-def age(ids: list[int], when) -> None:
-    """Move comments and their events back to ``when`` (events a minute apart)."""
-    for comment_id in ids:
-        set_created(comment_id, when)
-        rows = db.session.scalars(
-            sa.select(ModerationEvent).where(ModerationEvent.comment_id == comment_id)
-        ).all()
-        for n, event in enumerate(sorted(rows, key=lambda e: e.id)):
-            event.created_at = when + timedelta(minutes=n)
-    db.session.commit()
 
 
 def settings(app, **overrides: Any) -> Retention:
     return Retention.from_config({**app.config, **overrides})
 
 
-def event_ids(comment_ids: list[int]) -> set[int]:
-    query = sa.select(ModerationEvent.id).where(ModerationEvent.comment_id.in_(comment_ids))
-    return set(db.session.scalars(query))
-
-
-def count(model) -> int:
-    return db.session.scalar(sa.select(sa.func.count()).select_from(model))
-
-
-def arrive(site, ids: list[int]) -> None:
-    """The arrival events the submission writes (make_comments inserts rows only)."""
-    for comment_id in ids:
-        db.session.add(ModerationEvent(site_id=site.id, comment_id=comment_id,
-                                       to_status="pending", actor="site-key"))  # fmt: skip
-    db.session.commit()
+@pytest.fixture
+def audit(site) -> dict[str, list[int]]:
+    return make_audit(site)
 
 
 @pytest.fixture
-def audit(site):
-    """Old and recent comments, decided by the policy only or also by a moderator."""
-    made = {}
-    for name, when in (("old", OLD), ("recent", RECENT)):
-        policy_only = make_comments(site.id, 3, author=f"{name}-reader")
-        arrive(site, policy_only)
-        policy_decides(policy_only, "approved")
-        moderated = make_comments(site.id, 2, author=f"{name}-troll")
-        arrive(site, moderated)
-        policy_decides(moderated, "held")
-        moderator_moves(moderated, "rejected", actor="mod-a")
-        age(policy_only + moderated, when)
-        made[name] = policy_only
-        made[f"{name}_moderated"] = moderated
-    return made
+def endpoint(site) -> int:
+    return make_endpoint(site)
 
 
 def test_old_policy_only_histories_go_recent_and_moderated_ones_stay(app, site, audit):
@@ -200,28 +163,6 @@ def test_calibration_labels_stay(app, site, audit):
     assert len(before) == 4
     prune(settings(app))
     assert labels.gather(window, 1000).verdicts() == before
-
-
-@pytest.fixture
-def endpoint(site) -> int:
-    row = WebhookEndpoint(site_id=site.id, url="https://hooks.example/x", secret="whsec_x")
-    db.session.add(row)
-    db.session.commit()
-    return row.id
-
-
-def delivery(site, endpoint: int, status: str, when, attempts: int = 2) -> int:
-    row = WebhookDelivery(message_id=f"msg_{secrets.token_hex(8)}", site_id=site.id,
-                          endpoint_id=endpoint, event_type="comment.approved", payload="{}",
-                          status=status, created_at=when,
-                          delivered_at=when if status == "succeeded" else None)  # fmt: skip
-    db.session.add(row)
-    db.session.flush()
-    for n in range(attempts):
-        db.session.add(WebhookAttempt(delivery_id=row.id, attempt=n + 1, status_code=500,
-                                      created_at=when + timedelta(minutes=n)))  # fmt: skip
-    db.session.commit()
-    return row.id
 
 
 def test_finished_old_deliveries_go_with_their_attempts_pending_ones_stay(app, site, endpoint):
@@ -349,54 +290,3 @@ def test_a_negative_retention_is_refused_at_start(config):
 
     with pytest.raises(ValueError, match="CIVILITY_RETAIN_SESSIONS_DAYS"):
         create_app({**config, "RETAIN_SESSIONS_DAYS": -1})
-
-
-def test_one_worker_prunes_per_interval(
-    app, site, endpoint, redis_server: redis.Redis, redis_prefix
-):
-    from workers.pruner import Pruner
-
-    lock = f"{redis_prefix}:prune"
-    first = Pruner(redis_server, app.config, lock, "worker-a")
-    second = Pruner(redis_server, app.config, lock, "worker-b")
-    delivery(site, endpoint, "succeeded", OLD)
-    assert first.run_due().rows["webhook_delivery"] == 1
-    delivery(site, endpoint, "succeeded", OLD)
-    assert second.run_due() is None  # pruned lately by the first: its turn lasts the interval
-    assert redis_server.ttl(lock) > app.config["PRUNE_INTERVAL_S"] - 60
-    assert count(WebhookDelivery) == 1
-
-
-def test_a_slice_cut_short_hands_the_turn_on(app, site, endpoint, redis_server, redis_prefix):
-    from workers.pruner import Pruner
-
-    cfg = {**app.config, "PRUNE_BATCH": 1, "PRUNE_BUDGET_S": 0.0}
-    lock = f"{redis_prefix}:prune"
-    for _ in range(2):
-        delivery(site, endpoint, "succeeded", OLD, attempts=0)
-    pruner = Pruner(redis_server, cfg, lock, "worker-a")
-    assert not pruner.run_due().finished
-    assert redis_server.get(lock) is None  # any worker's next turn goes on
-    assert Pruner(redis_server, cfg, lock, "worker-b").run_due().rows["webhook_delivery"] == 1
-
-
-def test_the_worker_prunes_as_it_runs(app, config, site, audit, endpoint, tmp_path: Path):
-    """A slice of one row a turn: the burst worker goes on turning until pruning is done."""
-    delivery(site, endpoint, "succeeded", OLD)
-    db.session.close()  # on SQLite an open read would hold the write lock the worker needs
-    places = ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX", "INSTANCE_PATH")
-    worker = WorkerProcess(
-        ["--burst"],
-        {
-            **WORKER_SETTINGS,
-            **{name: config[name] for name in places},
-            "SECRET_KEY": "test-secret",
-            "PRUNE_BATCH": 1,
-            "PRUNE_BUDGET_S": 0,
-        },
-        tmp_path / "worker.log",
-    )
-    assert worker.wait(60) == 0, worker.log()
-    db.session.expire_all()
-    assert count(WebhookDelivery) == 0, worker.log()
-    assert event_ids(audit["old"]) == set() and event_ids(audit["old_moderated"])
