@@ -20,7 +20,9 @@ What goes, each after its own ``CIVILITY_RETAIN_*_DAYS`` (0 keeps it forever):
 Each batch deletes at most ``PRUNE_BATCH`` rows of one kind and commits, so SQLite's
 write lock (every transaction there begins IMMEDIATE) is never held for long. Rows are
 walked by id from the oldest, up to the first id at the cutoff (found by bisection on the
-id: ids rise with time), so a run never scans the recent part of a table.
+id: ids rise with time), so a run never scans the recent part of a table. Rows kept below
+the cutoff (moderated histories) are read again by each run; a row inserted back-dated
+(an import) waits until the cutoff passes the rows inserted around it.
 """
 
 from __future__ import annotations
