@@ -82,6 +82,9 @@ def _derive_config(app: Flask) -> None:
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
     cfg["MAX_CONTENT_LENGTH"] = cfg["MAX_REQUEST_BYTES"]
     cfg["SECRET_KEY"] = _secret_key(app)
+    from service.retention import Retention
+
+    Retention.from_config(cfg)  # a negative retention or batch is refused at start
     cfg["SESSION_COOKIE_NAME"] = "civility_session"
     cfg["SESSION_COOKIE_HTTPONLY"] = True
     cfg["SESSION_COOKIE_SAMESITE"] = "Strict"

@@ -16,7 +16,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from service import create_app
 from service.auth import Role, create_key, revoke_key
 from service.extensions import db
-from service.models import Site
+from service.models import Site, utcnow
 
 
 def emit(payload: dict[str, Any]) -> None:
@@ -232,15 +232,41 @@ def stats() -> None:
 @click.option("--site", "site_id", type=int, help="Only this site id (default: every site).")
 @with_appcontext
 def stats_rebuild(site_id: int | None) -> None:
-    """Recount every closed day's stats from the tables (after pruning, erasure or imports)."""
+    """Recount closed days' stats from the tables (after erasure or imports); days before
+    the retention horizon, whose events may be pruned, keep their counts."""
     from flask import current_app
 
     from service import rollups
 
     if site_id is not None and db.session.get(Site, site_id) is None:
         raise click.ClickException(f"no site {site_id}")
-    days = rollups.rebuild(site_id, current_app.config["STATS_ROLLUP_GRACE_S"])
-    emit({"site_id": site_id, "days": days})
+    from service.retention import Retention
+
+    cfg = current_app.config
+    try:
+        # Days whose events retention may have pruned keep their stored counts.
+        horizon = Retention.from_config(cfg).events_horizon(utcnow())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    days = rollups.rebuild(site_id, cfg["STATS_ROLLUP_GRACE_S"], keep_before=horizon)
+    emit({"site_id": site_id, "days": days, "kept_before": horizon})
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Delete nothing; count what would go.")
+@with_appcontext
+def prune(dry_run: bool) -> None:
+    """Delete what is past its retention (CIVILITY_RETAIN_*), in bounded batches."""
+    from flask import current_app
+
+    from service import retention
+
+    try:
+        settings = retention.Retention.from_config(current_app.config)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    pruned = retention.prune(settings, dry_run=dry_run)
+    emit({"dry_run": dry_run, "rows": pruned.rows, "rolled_up_days": pruned.rolled_up_days})
 
 
 @main.command("embed-snippet")

@@ -230,6 +230,56 @@ SETTINGS: tuple[Setting, ...] = (
         "into its daily rollup (`civility stats rebuild` recounts).",
     ),
     Setting(
+        "RETAIN_EVENTS_DAYS",
+        180,
+        "Days the audit events of comments only the policy moved (arrival, automatic "
+        "decision) are kept; pruned by whole UTC days, each counted into the stats rollup "
+        "first. 0 keeps them forever. See Retention.",
+    ),
+    Setting(
+        "RETAIN_MODERATED_EVENTS_DAYS",
+        0,
+        "Days the whole history of a comment someone other than the policy moved "
+        "(moderators, bulk actions, bans, report requeues, deletes) is kept after its newest "
+        "event: the audit trail and calibration's labels. 0 keeps it forever.",
+    ),
+    Setting(
+        "RETAIN_DELIVERIES_DAYS",
+        30,
+        "Days finished webhook deliveries (succeeded or failed) and their attempts are kept "
+        "after their last attempt; pending and retrying ones always stay. 0 keeps them forever.",
+    ),
+    Setting(
+        "RETAIN_ANALYZE_FEEDBACK_DAYS",
+        365,
+        "Days `suggestscore` feedback (labelled examples, texts unless doNotStore) is kept. "
+        "0 keeps it forever.",
+    ),
+    Setting(
+        "RETAIN_SESSIONS_DAYS",
+        30,
+        "Days a dashboard session's row is kept after it ended or expired (the sign-in "
+        "history an admin lists). 0 keeps them forever.",
+    ),
+    Setting(
+        "PRUNE_BATCH",
+        1000,
+        "Most rows of one kind one pruning transaction deletes (SQLite's write lock is "
+        "held for one batch at a time).",
+    ),
+    Setting(
+        "PRUNE_INTERVAL_S",
+        3600,
+        "How often one of the workers prunes what is past its retention; 0 leaves pruning "
+        "to `civility prune` (cron).",
+    ),
+    Setting(
+        "PRUNE_BUDGET_S",
+        2.0,
+        "Longest a worker prunes before scoring again; a backlog is worked off in such "
+        "slices, turn after turn.",
+    ),
+    Setting(
         "CALIBRATION_DAYS",
         90,
         "Default window of `/v1/site/calibration` and `/v1/site/simulate`, in days back.",

@@ -66,6 +66,11 @@ WEBHOOK_DELIVERIES = Counter(
     "Webhook delivery attempts, by what became of the delivery: succeeded, retrying, failed.",
     ["result"],
 )
+PRUNED_ROWS = Counter(
+    "civility_pruned_rows",
+    "Rows deleted by retention pruning (service.retention), by table.",
+    ["table"],
+)
 
 ANALYZE_SECONDS = Histogram(
     "civility_analyze_duration_seconds",

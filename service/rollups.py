@@ -8,8 +8,10 @@ day is counted once, on the first window that covers it whole, and stored in
 first and last days live. Nothing on the write path (ingest, the worker, moderators)
 touches the rollups, so they cost writes nothing and are never contended; concurrent
 readers that fill the same day insert the same numbers and the second insert is ignored.
-Rows removed or back-dated later (pruning, erasure, imports) are reflected after
-``civility stats rebuild``.
+Rows back-dated or removed later (erasure, imports) are reflected after ``civility stats
+rebuild``. Retention (service.retention) fills every day before it prunes that day's
+events, and a rebuild keeps the days before the retention horizon as stored: their events
+may be gone, and their counts must not change.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from service.moderation.states import CommentStatus
 from service.score_key import literal
 
 DAY = timedelta(days=1)
+# Days one transaction of ``fill`` stores.
+FILL_COMMIT_DAYS = 10
 DECIDED = (CommentStatus.APPROVED, CommentStatus.HELD, CommentStatus.REJECTED)
 # Moves by moderator keys that are not decisions: report requeues and undos.
 NOT_DECISIONS = ("reported", UNDO)
@@ -169,22 +173,41 @@ def window(site_id: int, since: datetime, until: datetime, grace: float) -> dict
     return total
 
 
-def rebuild(site_id: int | None, grace: float) -> int:
-    """Recount every closed day of ``site_id`` (every site: None); returns days stored."""
+def rebuild(site_id: int | None, grace: float, keep_before: datetime | None = None) -> int:
+    """Recount every closed day of ``site_id`` (every site: None) from ``keep_before`` on
+    (days before it stay as stored, missing ones are counted); returns days stored."""
     scope = [] if site_id is None else [StatsDay.site_id == site_id]
+    if keep_before is not None:
+        scope.append(StatsDay.day >= keep_before.date())
     db.session.execute(sa.delete(StatsDay).where(*scope))
     db.session.commit()
+    closed_before = utcnow() - timedelta(seconds=grace)
+    return fill(closed_before, site_id)
+
+
+def fill(before: datetime, site_id: int | None = None) -> int:
+    """Store every closed day before ``before`` not stored yet, of ``site_id`` (every site:
+    None), from the site's first comment on; returns the days stored."""
     sites = db.session.execute(
         sa.select(Comment.site_id, sa.func.min(Comment.created_at))
         .where(*([] if site_id is None else [Comment.site_id == site_id]))
         .group_by(Comment.site_id)
     ).all()
-    closed_before = utcnow() - timedelta(seconds=grace)
     stored = 0
     for site, oldest in sites:
-        first, end = whole_days(start_of(oldest.date()), closed_before, closed_before)
+        first, end = whole_days(start_of(oldest.date()), before, before)
+        have = set(
+            db.session.scalars(
+                sa.select(StatsDay.day).where(
+                    StatsDay.site_id == site, StatsDay.day >= first, StatsDay.day < end
+                )
+            )
+        )
         for day in _days(first, end):
-            _store(site, day, live(site, start_of(day), start_of(day + DAY)))
-            stored += 1
+            if day not in have:
+                _store(site, day, live(site, start_of(day), start_of(day + DAY)))
+                stored += 1
+                if stored % FILL_COMMIT_DAYS == 0:
+                    db.session.commit()  # SQLite's write lock is held for a few days' counts
         db.session.commit()
     return stored

@@ -32,6 +32,7 @@ from workers.analyze import Responder
 from workers.batch import Decider, Outcome, transient
 from workers.consumer import Consumer, Entry, comment_id_of
 from workers.heartbeat import Heartbeat
+from workers.pruner import Pruner
 from workers.routing import load_router
 from workers.scorers import Scorer
 from workers.sweeper import sweep
@@ -102,6 +103,7 @@ class Worker:
             error_prefix = key("score", "error")
             self.sweeper_lock = key("sweeper")
             self.swept_prefix = key("swept")
+            prune_lock = key("prune")
             heartbeat_key = key("worker", self.consumer)
             analyze_stream, analyzers_key = key("analyze"), key("analyzers")
         timeout = cfg["REDIS_TIMEOUT_S"]
@@ -152,6 +154,7 @@ class Worker:
             live_s=3 * cfg["HEARTBEAT_S"],
             claim_idle_ms=cfg["ANALYZE_TIMEOUT_MS"],
         )
+        self.pruner = Pruner(self.redis, cfg, prune_lock, self.consumer)
         self.stopping = False
         self._next_sweep = 0.0  # the first turn sweeps
 
@@ -230,6 +233,10 @@ class Worker:
                 self.queue.forget_departed(self.consumer_forget_s * 1000)
             if self._sweep():
                 return False
+        # Retention (workers/pruner.py): a bounded slice when due; a burst worker finishes it.
+        pruned = self.pruner.run_due()
+        if pruned is not None and not pruned.finished:
+            return False
         return not entries and self.burst and self.queue.idle()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
