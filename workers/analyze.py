@@ -20,7 +20,7 @@ import redis
 
 from service import metrics
 from service.stream import GROUP
-from workers.consumer import Consumer, Entry, create_group, read_group
+from workers.consumer import Consumer, Entry, GroupMember, read_group
 from workers.routing import Router, SiteLanguages
 from workers.scorers import Scorer
 
@@ -52,8 +52,10 @@ def parse_request(fields: dict[str, str] | None) -> Request | None:
     return request_id, texts, deadline, reply
 
 
-class Responder:
+class Responder(GroupMember):
     """One worker's membership of the analyze stream's group, and the passes it scores."""
+
+    start_id = "$"  # only new requests matter: older ones' callers have gone
 
     def __init__(
         self,
@@ -69,8 +71,7 @@ class Responder:
         live_s: float,
         claim_idle_ms: int,
     ) -> None:
-        self.redis = client
-        self.stream = stream
+        super().__init__(client, stream)
         self.ready_key = ready_key
         self.consumer = consumer
         self.scorer = scorer
@@ -79,24 +80,12 @@ class Responder:
         self.reply_ttl_s = max(1, reply_ttl_s)
         self.live_s = live_s
         self.claim_idle_ms = claim_idle_ms
-        self._group_ready = False
         self.inbox: list[Entry] = []
         self.passes = 0
         self.answered = 0
         self.seconds_per_text: float | None = None  # measured, to fit passes to deadlines
         self._next_ready = 0.0
         self._next_claim = 0.0
-
-    def ensure_group(self) -> None:
-        """The group on the analyze stream, unless made already; only new requests matter."""
-        if self._group_ready:
-            return
-        create_group(self.redis, self.stream, "$")
-        self._group_ready = True
-
-    def forget_group(self) -> None:
-        """The group is gone (Redis lost its data): the next ``ensure_group`` creates it."""
-        self._group_ready = False
 
     def announce(self) -> None:
         """Say this worker answers synchronous requests: a member of ``{prefix}:analyzers``

@@ -27,15 +27,6 @@ NO_ERROR = "no error recorded: the worker handling it stopped (crash, kill or ti
 Entry = tuple[str, dict[str, str] | None, int]
 
 
-def create_group(client: redis.Redis, stream: str, start_id: str) -> None:
-    """The ``scorers`` group on ``stream``, reading from ``start_id``; kept if it exists."""
-    try:
-        client.xgroup_create(stream, GROUP, id=start_id, mkstream=True)
-    except redis.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
-
-
 def read_group(
     client: redis.Redis,
     consumer: str,
@@ -63,8 +54,41 @@ def comment_id_of(fields: Mapping[str, str]) -> int | None:
     return int(value)
 
 
-class Consumer:
+class GroupMember:
+    """Membership of the ``scorers`` group on one stream; the group is made on first use.
+
+    ``start_id`` is where a group made here starts reading.
+    """
+
+    start_id = "0"
+
+    def __init__(self, client: redis.Redis, stream: str) -> None:
+        self.redis = client
+        self.stream = stream
+        self._group_ready = False
+
+    def ensure_group(self) -> None:
+        """Create the group unless this member did already (and it was not lost since)."""
+        if self._group_ready:
+            return
+        try:
+            self.redis.xgroup_create(self.stream, GROUP, id=self.start_id, mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    def forget_group(self) -> None:
+        """The group is gone (Redis lost its data): the next ``ensure_group`` creates it."""
+        self._group_ready = False
+
+
+class Consumer(GroupMember):
     """A named consumer in the ``scorers`` group of ``stream``."""
+
+    # Whatever is in the stream and the group never saw is work to do (acked entries
+    # are deleted, so the stream holds only unfinished work).
+    start_id = "0"
 
     def __init__(
         self,
@@ -80,8 +104,7 @@ class Consumer:
         max_attempts: int,
         error_ttl_s: int,
     ) -> None:
-        self.redis = client
-        self.stream = stream
+        super().__init__(client, stream)
         self.name = name
         self.dead_stream = dead_stream
         self.error_prefix = error_prefix
@@ -91,22 +114,8 @@ class Consumer:
         self.max_attempts = max_attempts
         self.error_ttl_s = error_ttl_s
         self._in_hand: list[str] = []  # ids of the messages being worked on
-        self._group_ready = False
         self._claim_cursor = "0-0"
         self._next_claim = 0.0
-
-    def ensure_group(self) -> None:
-        """Create the group unless this consumer did already (and it was not lost since)."""
-        if self._group_ready:
-            return
-        # From "0": whatever is in the stream and the group never saw is work to do
-        # (acked entries are deleted, so the stream holds only unfinished work).
-        create_group(self.redis, self.stream, "0")
-        self._group_ready = True
-
-    def forget_group(self) -> None:
-        """The group is gone (Redis lost its data): the next ``ensure_group`` creates it."""
-        self._group_ready = False
 
     def read(self, block_ms: int) -> list[Entry]:
         """New messages for this consumer, waiting up to ``block_ms``."""

@@ -58,16 +58,16 @@ class Backoff:
 class Daemon:
     """A loop that runs until ``stopping``: its signals, sleeps and database retries.
 
-    ``name`` is the subject of its log lines; ``finishing`` says what a first signal
-    lets finish, ``abandoning`` what becomes of the work a second signal cuts off.
+    ``name`` is the subject of its log lines. Subclasses say what a first signal lets
+    finish (``finishing``) and what becomes of the work a second one cuts off
+    (``abandoning``).
     """
 
-    def __init__(
-        self, name: str, *, finishing: str, abandoning: str, db_retry_max_s: float
-    ) -> None:
+    finishing = "the work in hand"
+    abandoning = "what was in hand is retried"
+
+    def __init__(self, name: str, *, db_retry_max_s: float) -> None:
         self.name = name
-        self.finishing = finishing
-        self.abandoning = abandoning
         self.db_retry_max_s = db_retry_max_s
         self.stopping = False
 

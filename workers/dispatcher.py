@@ -31,14 +31,12 @@ def run_dispatcher(app: Flask, *, burst: bool = False) -> int:
 class Dispatcher(Daemon):
     """Sends due deliveries through a Courier, several at once; call inside an app context."""
 
+    finishing = "the delivery in hand"
+    abandoning = "claims expire and are retried"
+
     def __init__(self, app: Flask, *, burst: bool = False) -> None:
         cfg = app.config
-        super().__init__(
-            "dispatcher",
-            finishing="the delivery in hand",
-            abandoning="claims expire and are retried",
-            db_retry_max_s=cfg["DB_RETRY_MAX_S"],
-        )
+        super().__init__("dispatcher", db_retry_max_s=cfg["DB_RETRY_MAX_S"])
         self.courier = Courier(app)
         self.burst = burst
         self.poll_s: float = cfg["WEBHOOK_POLL_S"]

@@ -49,6 +49,9 @@ class Worker(Daemon):
     """One consumer of the scoring stream; ``run()`` until SIGTERM/SIGINT or, in burst mode,
     until the stream is empty and nothing is pending."""
 
+    finishing = "the batch in hand"
+    abandoning = "unacked work is redelivered"
+
     def __init__(
         self,
         app: Flask,
@@ -60,12 +63,7 @@ class Worker(Daemon):
     ) -> None:
         cfg = app.config
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        super().__init__(
-            f"worker {self.consumer}",
-            finishing="the batch in hand",
-            abandoning="unacked work is redelivered",
-            db_retry_max_s=cfg["DB_RETRY_MAX_S"],
-        )
+        super().__init__(f"worker {self.consumer}", db_retry_max_s=cfg["DB_RETRY_MAX_S"])
         self.scorer = scorer
         self.decider = Decider(scorer)
         self.burst = burst
