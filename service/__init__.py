@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 
+from service import redis_keys
 from service.config import DEFAULTS, RENAMED, coerce
 from service.errors import ErrorResponses, ErrorSchema
 
@@ -94,7 +95,7 @@ def _derive_config(app: Flask) -> None:
     cfg["RATELIMIT_STORAGE_OPTIONS"] = {
         "socket_connect_timeout": cfg["REDIS_TIMEOUT_S"],
         "socket_timeout": cfg["REDIS_TIMEOUT_S"],
-        "key_prefix": f"{cfg['REDIS_PREFIX']}:rl",
+        "key_prefix": redis_keys.ratelimits(cfg["REDIS_PREFIX"]),
     }
     cfg.setdefault("JSON_SORT_KEYS", False)
     for key, value in API_SPEC.items():

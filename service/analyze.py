@@ -1,5 +1,5 @@
 """Synchronous scoring, the API's side: texts go to the workers over Redis and the answer
-comes back on a reply key before the deadline (DESIGN.md, Synchronous scoring).
+comes back on a reply key before the deadline.
 
 The API process never loads a model. It XADDs ``{id, texts, deadline, reply}`` to
 ``{prefix}:analyze`` and BLPOPs ``{prefix}:reply:<id>`` until the deadline; past it,
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import redis
 from flask import current_app, request
 
-from service import metrics
+from service import metrics, redis_keys
 from service.auth import Caller, KeyCache, authenticate_token, hash_key
 from service.extensions import db
-from service.redis_client import get_redis, key
+from service.redis_client import get_redis
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def _waiting_client() -> redis.Redis:
 
 def live_analyzers(client: redis.Redis) -> int:
     """Workers that said in the last few heartbeats that they answer synchronous requests."""
-    return client.zcount(key("analyzers"), time.time(), "+inf")
+    return client.zcount(redis_keys.analyzers(), time.time(), "+inf")
 
 
 def score_texts(texts: list[str], face: str) -> Analysis:
@@ -101,12 +101,12 @@ def _request(texts: list[str]) -> Analysis:
     deadline = time.time() + timeout_s
     client = get_redis()
     request_id = uuid.uuid4().hex
-    reply = key("reply", request_id)
+    reply = redis_keys.reply(request_id)
     try:
         if not live_analyzers(client):
             raise AnalyzeUnavailable("no_worker", "No scoring worker is running.")
         entry_id = client.xadd(
-            key("analyze"),
+            redis_keys.analyze_stream(),
             {
                 "id": request_id,
                 "texts": json.dumps(texts),
@@ -120,7 +120,7 @@ def _request(texts: list[str]) -> Analysis:
             # The caller gives up: take the request back so no worker scores it, and any
             # late answer away, so nothing of the texts stays in Redis.
             pipe = client.pipeline(transaction=False)
-            pipe.xdel(key("analyze"), entry_id)
+            pipe.xdel(redis_keys.analyze_stream(), entry_id)
             pipe.delete(reply)
             pipe.execute()
             raise AnalyzeUnavailable(

@@ -212,8 +212,8 @@ def webhooks(burst: bool) -> None:
     """Run the webhook dispatcher: send, retry and log outbox deliveries until SIGTERM."""
     from flask import current_app
 
-    from service.dispatcher import run_dispatcher
     from service.metrics import serve_own
+    from workers.dispatcher import run_dispatcher
 
     serve_own(current_app.config["METRICS_PORT"])
     try:

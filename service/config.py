@@ -208,7 +208,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "DB_RETRY_MAX_S",
         30,
-        "Longest back-off between a worker's retries while the database is down.",
+        "Longest back-off between a worker's or dispatcher's retries while the database is down.",
     ),
     Setting(
         "BULK_MAX",

@@ -12,10 +12,12 @@ import functools
 import logging
 import math
 import time
+from collections.abc import Callable
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from limits import RateLimitItem, parse
+from limits.strategies import RateLimiter
 
 from service.errors import abort
 
@@ -46,24 +48,12 @@ def check(scope: str, identity: str) -> None:
 
     A Redis outage skips the check (logged) rather than failing the request.
     """
-    cfg = current_app.config
-    if not cfg["RATELIMIT_ENABLED"]:
-        return
-    limit = cfg[f"RATELIMIT_PER_{scope.upper()}"]
-    item = _item(limit)
-    strategy = current_app.extensions["civility.limiter"].limiter
-    try:
-        allowed = strategy.hit(item, scope, identity)
-        if allowed:
-            return
-        reset_at, _remaining = strategy.get_window_stats(item, scope, identity)
-    except Exception as exc:  # the storage raises its driver's errors
-        log.warning("rate limit %s: not checked, storage unavailable (%s)", scope, exc)
-        return
-    retry_after = max(1, math.ceil(reset_at - time.time()))
-    abort(
-        429, f"Rate limit exceeded: {limit} per {scope}.", headers={"Retry-After": str(retry_after)}
-    )
+    _enforce(scope, identity, lambda strategy, item: strategy.hit(item, scope, identity))
+
+
+def refuse_if_spent(scope: str, identity: str) -> None:
+    """429 when the ``RATELIMIT_PER_<SCOPE>`` bucket is already spent; counts nothing."""
+    _enforce(scope, identity, lambda strategy, item: strategy.test(item, scope, identity))
 
 
 def client_ip() -> str:
@@ -71,8 +61,13 @@ def client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
-def refuse_if_spent(scope: str, identity: str) -> None:
-    """429 when the ``RATELIMIT_PER_<SCOPE>`` bucket is already spent; counts nothing."""
+def _enforce(
+    scope: str,
+    identity: str,
+    allowed: Callable[[RateLimiter, RateLimitItem], bool],
+) -> None:
+    """429 with Retry-After unless ``allowed(strategy, item)`` says the request may go on;
+    nothing when rate limits are off, or (logged) when the storage cannot be reached."""
     cfg = current_app.config
     if not cfg["RATELIMIT_ENABLED"]:
         return
@@ -80,7 +75,7 @@ def refuse_if_spent(scope: str, identity: str) -> None:
     item = _item(limit)
     strategy = current_app.extensions["civility.limiter"].limiter
     try:
-        if strategy.test(item, scope, identity):
+        if allowed(strategy, item):
             return
         reset_at, _remaining = strategy.get_window_stats(item, scope, identity)
     except Exception as exc:  # the storage raises its driver's errors

@@ -1,4 +1,4 @@
-"""The app's Redis connection and its key names (every key carries REDIS_PREFIX)."""
+"""The app's Redis connection (its key names are in service/redis_keys.py)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,3 @@ def init_app(app: Flask) -> None:
 def get_redis() -> redis.Redis:
     """The current app's Redis client."""
     return current_app.extensions["civility.redis"]
-
-
-def key(*parts: str) -> str:
-    """A Redis key under the current app's prefix: ``key("score")`` → ``civility:score``."""
-    return ":".join((current_app.config["REDIS_PREFIX"], *parts))

@@ -1,4 +1,8 @@
-"""The scoring stream: the API adds comment ids, workers read them (DESIGN.md, Queue contract)."""
+"""The scoring stream: the API adds comment ids, workers read them in the ``scorers`` group.
+
+A comment is stored before its id is added, so losing an XADD (Redis down) loses no
+comment: the worker's sweeper adds the ids of comments pending too long again.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,12 @@ from collections.abc import Iterable
 
 import redis
 
-from service.redis_client import get_redis, key
+from service.redis_client import get_redis
+from service.redis_keys import dead_letters, heartbeat, score_stream
 
 log = logging.getLogger(__name__)
 
 GROUP = "scorers"
-
-
-def score_stream() -> str:
-    """Name of the scoring stream: ``{prefix}:score``."""
-    return key("score")
 
 
 def enqueue(comment_ids: Iterable[int]) -> bool:
@@ -46,7 +46,7 @@ def stats() -> dict[str, int]:
     client = get_redis()
     pipe = client.pipeline(transaction=False)
     pipe.xlen(score_stream())
-    pipe.xlen(key("score", "dead"))
+    pipe.xlen(dead_letters())
     length, dead = pipe.execute()
     group = _group_info(client, score_stream())
     pending = group.get("pending") or 0
@@ -86,15 +86,10 @@ def _lag(group: dict, length: int | None) -> int:
     return lag
 
 
-def worker_key(consumer: str) -> str:
-    """Heartbeat key of one scoring worker: ``{prefix}:worker:<consumer>``."""
-    return key("worker", consumer)
-
-
 def live_workers() -> list[dict]:
     """The heartbeats of scoring workers seen in the last three beats (they expire)."""
     client = get_redis()
-    names = sorted(client.scan_iter(match=worker_key("*"), count=500))
+    names = sorted(client.scan_iter(match=heartbeat("*"), count=500))
     if not names:
         return []
     beats = client.mget(names)

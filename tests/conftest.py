@@ -1,8 +1,11 @@
-"""Fixtures: a real database per backend (SQLite and Postgres), a real Redis under a test prefix."""
+"""Fixtures: a real database per backend (SQLite and Postgres), a real Redis under a test prefix,
+real workers in subprocesses and the app served over real HTTP."""
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,11 +17,13 @@ import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 
 from service import create_app
 from service.auth import Role, create_key
 from service.extensions import db
 from service.models import Site
+from tests.worker_helpers import WORKER_SETTINGS, WorkerProcess, wait_for
 
 # Which databases the suite runs against; CI runs both.
 BACKENDS = os.environ.get("CIVILITY_TEST_DATABASES", "sqlite,postgresql").split(",")
@@ -197,6 +202,64 @@ def submit(client: FlaskClient, site: SiteKeys):
         return client.post(f"/v1/articles/{article}/comments", json=payload, headers=all_headers)
 
     return post
+
+
+@pytest.fixture
+def start_worker(app: Flask, config: dict[str, Any], tmp_path: Path):
+    """Factory: ``civility worker *args`` on the test database and Redis prefix; with
+    ``ready``, it returns once the worker has announced that it answers synchronous
+    requests. Workers still running are killed afterwards."""
+    started: list[WorkerProcess] = []
+
+    def start(*args: str, ready: bool = False, **settings: Any) -> WorkerProcess:
+        merged = {
+            **WORKER_SETTINGS,
+            "DATABASE_URL": config["DATABASE_URL"],
+            "REDIS_URL": config["REDIS_URL"],
+            "REDIS_PREFIX": config["REDIS_PREFIX"],
+            "INSTANCE_PATH": config["INSTANCE_PATH"],
+            "SECRET_KEY": "test-secret",
+            **settings,
+        }
+        worker = WorkerProcess(list(args), merged, tmp_path / f"worker-{len(started)}.log")
+        started.append(worker)
+        if ready:
+            client = app.extensions["civility.redis"]
+            running = sum(w.process.poll() is None for w in started)
+            wait_for(
+                lambda: (
+                    client.zcount(f"{config['REDIS_PREFIX']}:analyzers", time.time(), "+inf")
+                    >= running
+                ),
+                "the worker announced itself",
+                worker,
+                timeout=180,  # torch loads slowly on a busy machine
+            )
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A Detoxify-format checkpoint and its config dir (tests/checkpoints.py)."""
+    from tests.checkpoints import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("detoxify"))
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """The test app behind a threaded HTTP server (clients really talk HTTP); its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(10)
+    server.server_close()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""The worker's read window: its share of the backlog among the group's live consumers."""
+"""The worker's membership of the scoring group: its read window (a share of the backlog
+among the live consumers), reading, the messages in hand, and the group itself."""
 
 from __future__ import annotations
 
@@ -81,3 +82,47 @@ def test_consumers_long_idle_with_nothing_pending_are_removed_from_the_group(red
     assert names == {"killed-holding-a-message", "alive", "me"}
     assert redis_server.xpending(stream, GROUP)["pending"] == 1
     assert me.forget_departed(after_ms=500) == []
+
+
+def test_one_read_of_two_streams_returns_each_streams_messages_apart(redis_server, stream):
+    requests = f"{stream}:requests"
+    redis_server.xgroup_create(requests, GROUP, id="$", mkstream=True)
+    add(redis_server, stream, 2)
+    redis_server.xadd(requests, {"id": "r1"})
+
+    comments, other = consumer(redis_server, stream, "a").read_with(requests, block_ms=1)
+
+    assert [fields["comment_id"] for _, fields, _ in comments] == ["1", "2"]
+    assert [fields["id"] for _, fields, _ in other] == ["r1"]
+
+
+def idle_ms(redis_server, stream: str) -> list[int]:
+    pending = redis_server.xpending_range(stream, GROUP, "-", "+", 10)
+    return [entry["time_since_delivered"] for entry in pending]
+
+
+def test_touch_keeps_only_the_messages_in_hand_from_looking_idle(redis_server, stream):
+    add(redis_server, stream, 2)
+    me = consumer(redis_server, stream, "me")
+    first, _ = me.read(block_ms=1)
+    time.sleep(0.5)
+
+    with me.holding([first]):
+        me.touch()
+        touched, untouched = idle_ms(redis_server, stream)
+        assert touched < 500 <= untouched
+    time.sleep(0.2)
+    me.touch()  # nothing in hand after the block: nothing is touched
+    assert min(idle_ms(redis_server, stream)) >= 200
+
+
+def test_a_forgotten_group_is_made_again(redis_server, stream):
+    me = consumer(redis_server, stream, "me")
+    me.ensure_group()  # the group exists already: kept
+    redis_server.delete(stream)  # Redis lost its data
+
+    me.ensure_group()
+    assert not redis_server.exists(stream)  # made once, not asked again
+    me.forget_group()
+    me.ensure_group()
+    assert [g["name"] for g in redis_server.xinfo_groups(stream)] == [GROUP]

@@ -13,11 +13,7 @@ import pytest
 
 from service.extensions import db
 from service.models import Author, Site
-from tests import analyze_helpers
 from tests.analyze_helpers import release_database
-
-live_server = analyze_helpers.live_server
-start_worker = analyze_helpers.start_worker
 
 SECRET = "ssc_0123456789abcdef0123456789abcdef"
 
@@ -66,7 +62,7 @@ def coral_site(live_server, site):
 def test_clean_comment_gets_no_verdict_and_rude_one_is_withheld(
     live_server, coral_site, start_worker
 ):
-    start_worker()
+    start_worker(ready=True)
 
     clean = send(live_server, coral_site.id, coral_request("Thanks, a fair article."), SECRET)
     rude = send(
@@ -85,7 +81,7 @@ def test_clean_comment_gets_no_verdict_and_rude_one_is_withheld(
 def test_whole_policy_runs_banned_author_by_coral_id_and_banned_words(
     live_server, coral_site, start_worker
 ):
-    start_worker()
+    start_worker(ready=True)
     row = db.session.get(Site, coral_site.id)
     row.banned_words = ["spamword"]
     db.session.add(Author(site_id=coral_site.id, ref="coral-banned", status="banned"))
@@ -121,7 +117,7 @@ def test_unsigned_forged_and_stale_requests_are_refused(live_server, coral_site,
     assert rotated.json()["replaced"] == 1
     stale = send(live_server, coral_site.id, payload, SECRET)
     assert stale.status_code == 401 and "expired" in stale.json()["message"]
-    start_worker()
+    start_worker(ready=True)
     # Coral sends several signatures during its own rotation: one matching is enough.
     assert send(live_server, coral_site.id, payload, SECRET, new).status_code == 200
 

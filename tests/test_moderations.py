@@ -9,11 +9,7 @@ import pytest
 from service.dropin import OPENAI_CATEGORIES
 from service.extensions import db
 from service.models import Site
-from tests import analyze_helpers
 from tests.analyze_helpers import release_database
-
-live_server = analyze_helpers.live_server
-start_worker = analyze_helpers.start_worker
 
 RUDE = "You are a fucking idiot and your shit article is garbage."
 
@@ -25,7 +21,7 @@ def sdk(base: str, key: str) -> openai.OpenAI:
 
 
 def test_sdk_moderates_a_string_with_every_category_present(live_server, site, start_worker):
-    start_worker()  # profanity-check: one label, toxicity
+    start_worker(ready=True)  # profanity-check: one label, toxicity
 
     answer = sdk(live_server, site.site).moderations.create(
         input=RUDE, model="omni-moderation-latest"
@@ -46,7 +42,7 @@ def test_sdk_moderates_a_string_with_every_category_present(live_server, site, s
 
 
 def test_sdk_moderates_a_batch_and_text_parts_one_result_each(live_server, site, start_worker):
-    worker = start_worker()
+    worker = start_worker(ready=True)
     client = sdk(live_server, site.site)
 
     batch = client.moderations.create(input=["Thanks, a fair article.", RUDE, "Agreed."])
@@ -60,7 +56,7 @@ def test_sdk_moderates_a_batch_and_text_parts_one_result_each(live_server, site,
 
 
 def test_flagged_follows_the_sites_own_thresholds(live_server, site, start_worker):
-    start_worker()
+    start_worker(ready=True)
     row = db.session.get(Site, site.id)
     row.hold_at, row.reject_at = {"toxicity": 1.0}, {"toxicity": 1.0}
     db.session.commit()
@@ -78,7 +74,7 @@ def test_errors_come_in_openai_shape(live_server, site, start_worker):
         client.moderations.create(input="hello")
     assert no_worker.value.status_code == 503
 
-    start_worker()
+    start_worker(ready=True)
     with pytest.raises(openai.BadRequestError) as image:
         client.moderations.create(
             input=[{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]

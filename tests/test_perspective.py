@@ -15,13 +15,8 @@ import sqlalchemy as sa
 
 from service.extensions import db
 from service.models import AnalyzeFeedback
-from tests import analyze_helpers
-from tests.analyze_helpers import detoxify_settings, release_database
-from tests.worker_helpers import comments, decided, rows_locked, wait_for
-
-live_server = analyze_helpers.live_server
-start_worker = analyze_helpers.start_worker
-tiny_checkpoint = analyze_helpers.tiny_checkpoint
+from tests.analyze_helpers import release_database
+from tests.worker_helpers import comments, decided, detoxify_settings, rows_locked, wait_for
 
 # Coral's call, as its Perspective service makes it: only TOXICITY, the tenant's locale,
 # the key in the query string, 800 ms before it gives up.
@@ -87,7 +82,7 @@ def test_coral_call_is_scored_by_a_detoxify_worker_in_perspective_shape(
 ):
     if not database_url.startswith("sqlite"):
         pytest.skip("scoring does not depend on the database: one backend is enough")
-    worker = start_worker(**detoxify_settings(tiny_checkpoint))
+    worker = start_worker(ready=True, **detoxify_settings(tiny_checkpoint))
 
     answer = analyze(
         live_server, coral_body("You are an idiot."), site.site, timeout=CORAL_TIMEOUT_S
@@ -114,7 +109,7 @@ def test_every_attribute_threshold_span_and_client_token(
 ):
     if not database_url.startswith("sqlite"):
         pytest.skip("scoring does not depend on the database: one backend is enough")
-    start_worker(**detoxify_settings(tiny_checkpoint))
+    start_worker(ready=True, **detoxify_settings(tiny_checkpoint))
     text = "Thanks for the article. You are an idiot! Read it again."
     attributes = ["TOXICITY", "SEVERE_TOXICITY", "IDENTITY_ATTACK", "INSULT", "PROFANITY", "THREAT"]
     body = {
@@ -157,7 +152,7 @@ def test_a_language_the_model_was_not_trained_on_is_scored_and_says_so(
 ):
     if not database_url.startswith("sqlite"):
         pytest.skip("scoring does not depend on the database: one backend is enough")
-    start_worker(**detoxify_settings(tiny_checkpoint))
+    start_worker(ready=True, **detoxify_settings(tiny_checkpoint))
 
     answer = analyze(live_server, coral_body("Du bist ein Idiot.", "de"), site.site)
 
@@ -178,7 +173,7 @@ def test_bad_requests_answer_400_in_perspective_shape_naming_the_problem(
 ):
     if not database_url.startswith("sqlite"):
         pytest.skip("scoring does not depend on the database: one backend is enough")
-    start_worker(**detoxify_settings(tiny_checkpoint))
+    start_worker(ready=True, **detoxify_settings(tiny_checkpoint))
     key = site.site
     cases = [
         ({"comment": {"text": "hi"}, "requestedAttributes": {"FLIRTATION": {}}}, "FLIRTATION"),
@@ -270,7 +265,7 @@ def test_deadline_passes_while_the_worker_is_busy_503_and_the_request_is_never_s
     # Warm the key cache (no worker yet: a 503), so the API needs no database below.
     assert analyze(live_server, coral_body("warm up"), site.site).status_code == 503
     with rows_locked(ids):  # the worker gets stuck deciding its pass while the request waits
-        worker = start_worker(**detoxify_settings(tiny_checkpoint))
+        worker = start_worker(ready=True, **detoxify_settings(tiny_checkpoint))
         wait_for(lambda: _read_once(redis_server, redis_prefix), "the comment read", worker)
         time.sleep(1.0)  # scored by now, waiting for the lock
         started = time.monotonic()
@@ -296,7 +291,7 @@ def _read_once(redis_server: redis.Redis, redis_prefix: str) -> bool:
 def test_do_not_store_leaves_no_trace(
     live_server, site, start_worker, tiny_checkpoint, redis_server, redis_prefix, caplog, app
 ):
-    worker = start_worker(**detoxify_settings(tiny_checkpoint))
+    worker = start_worker(ready=True, **detoxify_settings(tiny_checkpoint))
     secret = "my very private sentence about the river"
 
     answer = analyze(live_server, coral_body(secret, do_not_store=True), site.site)
@@ -325,7 +320,9 @@ def test_concurrent_requests_are_scored_in_one_pass(
     from tests.analyze_helpers import free_port
 
     port = free_port()
-    start_worker(**detoxify_settings(tiny_checkpoint, ANALYZE_GATHER_MS=500, METRICS_PORT=port))
+    start_worker(
+        ready=True, **detoxify_settings(tiny_checkpoint, ANALYZE_GATHER_MS=500, METRICS_PORT=port)
+    )
     barrier = threading.Barrier(4)
     answers: list[httpx.Response] = []
 
@@ -364,7 +361,7 @@ def test_worker_killed_mid_request_loses_only_that_answer(
 ):
     app.config["ANALYZE_TIMEOUT_MS"] = 2500
     settings = detoxify_settings(tiny_checkpoint, ANALYZE_TIMEOUT_MS=2500)
-    first = start_worker(**settings, ANALYZE_GATHER_MS=2000)
+    first = start_worker(ready=True, **settings, ANALYZE_GATHER_MS=2000)
     answers: list[httpx.Response] = []
     release_database()
     caller = threading.Thread(
@@ -383,7 +380,7 @@ def test_worker_killed_mid_request_loses_only_that_answer(
     )
 
     assert_perspective_error(answers[0], 503, "UNAVAILABLE")
-    second = start_worker(**settings)
+    second = start_worker(ready=True, **settings)
     again = analyze(live_server, coral_body("second"), site.site)
     assert again.status_code == 200, again.text
     ids = [submit(body="Still decided.").get_json()["id"]]

@@ -10,9 +10,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from service import outbox
-from service.dispatcher import Dispatcher
 from service.extensions import db
 from tests.webhook_helpers import FAST_WEBHOOKS, Receiver, wait_for
+from workers.dispatcher import Dispatcher
 
 READ_TIMEOUT_S = 3.0
 
@@ -111,9 +111,9 @@ def test_deliveries_to_one_endpoint_are_bounded(app, client, site, hanging_url):
     db.session.commit()
     app.config["WEBHOOK_PER_ENDPOINT"] = 2
     dispatcher = Dispatcher(app)
-    claimed = dispatcher.claim()
+    claimed = dispatcher.courier.claim()
     assert len(claimed) == 6
-    dispatcher.release([delivery_id for delivery_id, _ in claimed])
+    dispatcher.courier.release([delivery_id for delivery_id, _ in claimed])
     pool_runs = []
     original = dispatcher._deliver_in_thread
 

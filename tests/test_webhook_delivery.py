@@ -17,11 +17,11 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from service import lifecycle, outbox
-from service.dispatcher import Dispatcher
 from service.extensions import db
 from service.models import Comment, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
 from service.moderation.states import CommentStatus
 from tests.webhook_helpers import FAST_WEBHOOKS, DispatcherProcess, Receiver, dispatch, wait_for
+from workers.dispatcher import Dispatcher
 
 SCORES = {"toxicity": 0.97, "insult": 0.91}
 REASONS = [{"code": "threshold", "label": "toxicity", "score": 0.97, "threshold": 0.9}]

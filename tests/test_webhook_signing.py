@@ -13,7 +13,7 @@ import svix.webhooks
 
 from service import webhooks
 from service.config import DEFAULTS
-from service.dispatcher import parse_schedule
+from service.deliveries import parse_schedule
 from service.models import utcnow
 from service.webhooks import UnsafeURL, retry_after_s
 

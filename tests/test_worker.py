@@ -9,7 +9,6 @@ import subprocess
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,39 +22,15 @@ from tests.worker_helpers import (
     CIVILITY,
     ROOT,
     WORKER_SETTINGS,
-    WorkerProcess,
     comments,
     decided,
+    detoxify_settings,
     policy_events,
     rows_locked,
     wait_for,
 )
 
 RUDE = "You are a fucking idiot and your shit article is garbage."
-
-
-@pytest.fixture
-def start_worker(app, config: dict[str, Any], tmp_path: Path):
-    """Factory: start ``civility worker *args`` on the test database and Redis prefix."""
-    started: list[WorkerProcess] = []
-
-    def start(*args: str, **settings: Any) -> WorkerProcess:
-        merged = {
-            **WORKER_SETTINGS,
-            "DATABASE_URL": config["DATABASE_URL"],
-            "REDIS_URL": config["REDIS_URL"],
-            "REDIS_PREFIX": config["REDIS_PREFIX"],
-            "INSTANCE_PATH": config["INSTANCE_PATH"],
-            "SECRET_KEY": "test-secret",
-            **settings,
-        }
-        worker = WorkerProcess(list(args), merged, tmp_path / f"worker-{len(started)}.log")
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
 
 
 @pytest.fixture
@@ -347,14 +322,6 @@ def test_worker_refuses_an_unknown_precision_naming_the_setting(start_worker):
     assert "CIVILITY_MODEL_PRECISION must be one of auto, fp32, bf16, int8" in worker.log()
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A Detoxify-format checkpoint and its config dir (tests/checkpoints.py)."""
-    from tests.checkpoints import build_tiny_checkpoint
-
-    return build_tiny_checkpoint(tmp_path_factory.mktemp("detoxify"))
-
-
 def test_detoxify_worker_records_its_model_and_flags_truncated_texts(
     database_url, submit, start_worker, tiny_checkpoint
 ):
@@ -383,11 +350,6 @@ def test_detoxify_worker_records_its_model_and_flags_truncated_texts(
 
 # Three short and three long comments, interleaved: two passes once sorted by length.
 MIXED = ("Fine.", "word " * 30, "Agreed.", "word " * 28, "Thanks.", "word " * 29)
-
-
-def detoxify_settings(tiny_checkpoint: tuple[Path, Path], **settings: Any) -> dict[str, Any]:
-    checkpoint, config_dir = tiny_checkpoint
-    return {"SCORER": f"detoxify:{checkpoint}", "MODEL_CONFIG_DIR": config_dir, **settings}
 
 
 def assert_decided_once_by(model_prefix: str, ids: list[int]) -> list[int]:

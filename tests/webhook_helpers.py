@@ -21,7 +21,7 @@ from flask import Flask
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from service.dispatcher import Dispatcher
+from workers.dispatcher import Dispatcher
 
 ROOT = Path(__file__).resolve().parents[1]
 CIVILITY = Path(sys.executable).with_name("civility")

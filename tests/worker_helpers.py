@@ -68,6 +68,12 @@ class WorkerProcess:
             self.process.wait(10)
 
 
+def detoxify_settings(tiny_checkpoint: tuple[Path, Path], **settings: Any) -> dict[str, Any]:
+    """Worker settings that load the tiny checkpoint through the real Detoxify class."""
+    checkpoint, config_dir = tiny_checkpoint
+    return {"SCORER": f"detoxify:{checkpoint}", "MODEL_CONFIG_DIR": config_dir, **settings}
+
+
 def wait_for(
     check: Callable[[], T], what: str, worker: WorkerProcess | None = None, timeout: float = 20
 ) -> T:

@@ -1,5 +1,5 @@
 """The worker's side of synchronous scoring: answer requests on ``{prefix}:analyze`` ahead of
-the comment backlog (DESIGN.md, Synchronous scoring).
+the comment backlog.
 
 A request is ``{id, texts, deadline, reply}``. The worker gathers what arrives within
 ANALYZE_GATHER_MS into one scoring call, drops requests whose deadline has passed
@@ -20,7 +20,7 @@ import redis
 
 from service import metrics
 from service.stream import GROUP
-from workers.consumer import Consumer, Entry
+from workers.consumer import Consumer, Entry, GroupMember, read_group
 from workers.routing import Router, SiteLanguages
 from workers.scorers import Scorer
 
@@ -52,8 +52,10 @@ def parse_request(fields: dict[str, str] | None) -> Request | None:
     return request_id, texts, deadline, reply
 
 
-class Responder:
+class Responder(GroupMember):
     """One worker's membership of the analyze stream's group, and the passes it scores."""
+
+    start_id = "$"  # only new requests matter: older ones' callers have gone
 
     def __init__(
         self,
@@ -69,8 +71,7 @@ class Responder:
         live_s: float,
         claim_idle_ms: int,
     ) -> None:
-        self.redis = client
-        self.stream = stream
+        super().__init__(client, stream)
         self.ready_key = ready_key
         self.consumer = consumer
         self.scorer = scorer
@@ -79,22 +80,12 @@ class Responder:
         self.reply_ttl_s = max(1, reply_ttl_s)
         self.live_s = live_s
         self.claim_idle_ms = claim_idle_ms
-        self.group_ready = False
         self.inbox: list[Entry] = []
         self.passes = 0
         self.answered = 0
         self.seconds_per_text: float | None = None  # measured, to fit passes to deadlines
         self._next_ready = 0.0
         self._next_claim = 0.0
-
-    def ensure_group(self) -> None:
-        """The group on the analyze stream; only new requests matter (``$``)."""
-        try:
-            self.redis.xgroup_create(self.stream, GROUP, id="$", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self.group_ready = True
 
     def announce(self) -> None:
         """Say this worker answers synchronous requests: a member of ``{prefix}:analyzers``
@@ -112,7 +103,7 @@ class Responder:
         """A clean stop: no API process should count on this worker any more."""
         try:
             self.redis.zrem(self.ready_key, self.consumer)
-            if self.group_ready:
+            if self._group_ready:
                 # What it held unanswered had callers that have gone by now.
                 self.redis.xgroup_delconsumer(self.stream, GROUP, self.consumer)
         except redis.RedisError as exc:
@@ -121,25 +112,13 @@ class Responder:
     def read_with(self, queue: Consumer, block_ms: int) -> list[Entry]:
         """One blocking read of both streams, so a request wakes an idle worker at once; the
         requests go to the inbox, the comment messages are returned."""
-        answer = self.redis.xreadgroup(
-            GROUP,
-            queue.name,
-            {self.stream: ">", queue.stream: ">"},
-            count=queue.window(),
-            block=block_ms,
-        )
-        if isinstance(answer, dict):  # RESP3
-            answer = list(answer.items())
-        comments: list[Entry] = []
-        for stream, messages in answer or []:
-            found = [(entry_id, fields, 1) for entry_id, fields in messages]
-            (self.inbox if stream == self.stream else comments).extend(found)
+        comments, requests = queue.read_with(self.stream, block_ms)
+        self.inbox.extend(requests)
         return comments
 
     def serve(self) -> int:
         """Answer every request waiting now (and what arrives while gathering); how many."""
-        if not self.group_ready:
-            self.ensure_group()
+        self.ensure_group()
         self.announce()
         self._claim_abandoned()
         answered = 0
@@ -152,14 +131,14 @@ class Responder:
             answered += self._answer(entries)
 
     def _read(self, block_ms: int | None, count: int | None = None) -> list[Entry]:
-        answer = self.redis.xreadgroup(
-            GROUP, self.consumer, {self.stream: ">"}, count=count or self.batch_max, block=block_ms
+        found = read_group(
+            self.redis,
+            self.consumer,
+            {self.stream: ">"},
+            count=count or self.batch_max,
+            block_ms=block_ms,
         )
-        if isinstance(answer, dict):
-            answer = list(answer.items())
-        return [
-            (entry_id, fields, 1) for _, messages in answer or [] for entry_id, fields in messages
-        ]
+        return found.get(self.stream, [])
 
     def _gather(self, entries: list[Entry]) -> list[Entry]:
         """More requests for the same pass, for up to gather_ms (never past a deadline)."""

@@ -18,6 +18,7 @@ from service.extensions import db
 from service.models import Author, Comment, Site, utcnow
 from service.moderation.policy import PolicySettings, decide
 from service.moderation.states import AuthorStatus, CommentStatus, Mode
+from workers.daemon import transient
 from workers.routing import Route, Routed, Router, SiteLanguages
 from workers.scorers import Scored, Scorer
 
@@ -39,13 +40,6 @@ class Outcome:
         self.decided += other.decided
         self.skipped += other.skipped
         self.failed.update(other.failed)
-
-
-def transient(exc: BaseException) -> bool:
-    """True for database errors about the server or the connection, not the data."""
-    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError):
-        return True
-    return isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
 
 
 def author_status(author: Author, now: datetime) -> AuthorStatus:

@@ -1,17 +1,21 @@
-"""One worker's membership of the scoring stream's consumer group (DESIGN.md, Queue contract):
-reading, claiming idle messages, acking, giving back, and the dead-letter records.
+"""One worker's membership of the scoring stream's consumer group: reading, claiming idle
+messages, acking, giving back, and the dead-letter records.
 
 It only touches Redis; what a message means for a comment is the worker's business.
+A message is acked only once the decision it led to is committed; one whose worker
+died stays pending and is claimed by another after SCORE_CLAIM_IDLE_MS.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import redis
 
+from service.redis_keys import join
 from service.stream import GROUP, group_backlog
 from workers.heartbeat import isonow
 
@@ -23,6 +27,25 @@ NO_ERROR = "no error recorded: the worker handling it stopped (crash, kill or ti
 Entry = tuple[str, dict[str, str] | None, int]
 
 
+def read_group(
+    client: redis.Redis,
+    consumer: str,
+    streams: dict[str, str],
+    *,
+    count: int,
+    block_ms: int | None,
+) -> dict[str, list[Entry]]:
+    """XREADGROUP as ``consumer`` of the group: each stream's new entries, by stream name
+    (no BLOCK when ``block_ms`` is None)."""
+    answer = client.xreadgroup(GROUP, consumer, streams, count=count, block=block_ms)
+    if isinstance(answer, dict):  # RESP3
+        answer = list(answer.items())
+    return {
+        stream: [(entry_id, fields, 1) for entry_id, fields in messages]
+        for stream, messages in answer or []
+    }
+
+
 def comment_id_of(fields: Mapping[str, str]) -> int | None:
     """The message's comment id, or None when the message is malformed."""
     value = fields.get("comment_id")
@@ -31,8 +54,41 @@ def comment_id_of(fields: Mapping[str, str]) -> int | None:
     return int(value)
 
 
-class Consumer:
+class GroupMember:
+    """Membership of the ``scorers`` group on one stream; the group is made on first use.
+
+    ``start_id`` is where a group made here starts reading.
+    """
+
+    start_id = "0"
+
+    def __init__(self, client: redis.Redis, stream: str) -> None:
+        self.redis = client
+        self.stream = stream
+        self._group_ready = False
+
+    def ensure_group(self) -> None:
+        """Create the group unless this member did already (and it was not lost since)."""
+        if self._group_ready:
+            return
+        try:
+            self.redis.xgroup_create(self.stream, GROUP, id=self.start_id, mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    def forget_group(self) -> None:
+        """The group is gone (Redis lost its data): the next ``ensure_group`` creates it."""
+        self._group_ready = False
+
+
+class Consumer(GroupMember):
     """A named consumer in the ``scorers`` group of ``stream``."""
+
+    # Whatever is in the stream and the group never saw is work to do (acked entries
+    # are deleted, so the stream holds only unfinished work).
+    start_id = "0"
 
     def __init__(
         self,
@@ -48,8 +104,7 @@ class Consumer:
         max_attempts: int,
         error_ttl_s: int,
     ) -> None:
-        self.redis = client
-        self.stream = stream
+        super().__init__(client, stream)
         self.name = name
         self.dead_stream = dead_stream
         self.error_prefix = error_prefix
@@ -58,31 +113,23 @@ class Consumer:
         self.claim_idle_ms = claim_idle_ms
         self.max_attempts = max_attempts
         self.error_ttl_s = error_ttl_s
-        self.in_hand: list[str] = []  # ids of the messages being worked on
-        self.group_ready = False
+        self._in_hand: list[str] = []  # ids of the messages being worked on
         self._claim_cursor = "0-0"
         self._next_claim = 0.0
 
-    def ensure_group(self) -> None:
-        try:
-            # From "0": whatever is in the stream and the group never saw is work to do
-            # (acked entries are deleted, so the stream holds only unfinished work).
-            self.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self.group_ready = True
-
     def read(self, block_ms: int) -> list[Entry]:
         """New messages for this consumer, waiting up to ``block_ms``."""
-        answer = self.redis.xreadgroup(
-            GROUP, self.name, {self.stream: ">"}, count=self.window(), block=block_ms
-        )
-        if isinstance(answer, dict):  # RESP3
-            answer = list(answer.items())
-        return [
-            (entry_id, fields, 1) for _, messages in answer or [] for entry_id, fields in messages
-        ]
+        return self._read({self.stream: ">"}, block_ms).get(self.stream, [])
+
+    def read_with(self, other: str, block_ms: int) -> tuple[list[Entry], list[Entry]]:
+        """One blocking read of ``other`` (a stream with a group of the same name) and this
+        one, so a message on either wakes an idle worker at once: (this stream's new
+        messages, the other's)."""
+        found = self._read({other: ">", self.stream: ">"}, block_ms)
+        return found.get(self.stream, []), found.get(other, [])
+
+    def _read(self, streams: dict[str, str], block_ms: int) -> dict[str, list[Entry]]:
+        return read_group(self.redis, self.name, streams, count=self.window(), block_ms=block_ms)
 
     def window(self) -> int:
         """How many messages to read: SCORE_BATCH_MAX, or while a backlog builds this
@@ -179,7 +226,7 @@ class Consumer:
         pipe = self.redis.pipeline()
         pipe.xack(self.stream, GROUP, *ids)
         pipe.xdel(self.stream, *ids)
-        retried = [f"{self.error_prefix}:{entry_id}" for entry_id, _, n in entries if n > 1]
+        retried = [self._error_key(entry_id) for entry_id, _, n in entries if n > 1]
         if retried:
             pipe.delete(*retried)
         pipe.execute()
@@ -199,13 +246,26 @@ class Consumer:
         pipe.execute()
         log.info("worker %s: gave back %d messages not yet scored", self.name, len(ids))
 
+    def hold(self, entries: list[Entry]) -> None:
+        """Say which messages are being worked on: ``touch`` keeps those from looking idle."""
+        self._in_hand = [entry_id for entry_id, _, _ in entries]
+
+    @contextmanager
+    def holding(self, entries: list[Entry]) -> Iterator[None]:
+        """``hold(entries)`` for the block; nothing is in hand after it."""
+        self.hold(entries)
+        try:
+            yield
+        finally:
+            self._in_hand = []
+
     def touch(self) -> None:
         """Reset the idle time of the messages in hand (XCLAIM JUSTID counts no delivery),
         so that live workers do not claim them, nor dead-letter them in the end, while
         this worker waits for the database or works through a window."""
-        if self.in_hand:
+        if self._in_hand:
             try:
-                self.redis.xclaim(self.stream, GROUP, self.name, 0, self.in_hand, justid=True)
+                self.redis.xclaim(self.stream, GROUP, self.name, 0, self._in_hand, justid=True)
             except redis.RedisError as exc:
                 log.debug("worker %s: messages not touched (%s)", self.name, exc)
 
@@ -213,7 +273,7 @@ class Consumer:
         """Keep each failed entry's error for its dead-letter record, should it come to that."""
         pipe = self.redis.pipeline(transaction=False)
         for entry_id, error in errors.items():
-            pipe.set(f"{self.error_prefix}:{entry_id}", error[:1000], ex=self.error_ttl_s)
+            pipe.set(self._error_key(entry_id), error[:1000], ex=self.error_ttl_s)
         pipe.execute()
 
     def bury(
@@ -230,7 +290,7 @@ class Consumer:
         deleted meanwhile is only acked.
         """
         ids = [entry_id for entry_id, _, _ in entries]
-        recorded = self.redis.mget([f"{self.error_prefix}:{entry_id}" for entry_id in ids])
+        recorded = self.redis.mget([self._error_key(entry_id) for entry_id in ids])
         pipe = self.redis.pipeline()
         for (entry_id, fields, attempts), last_error in zip(entries, recorded, strict=True):
             comment_id = comment_ids[entry_id]
@@ -253,8 +313,12 @@ class Consumer:
             )
         pipe.xack(self.stream, GROUP, *ids)
         pipe.xdel(self.stream, *ids)
-        pipe.delete(*[f"{self.error_prefix}:{entry_id}" for entry_id in ids])
+        pipe.delete(*[self._error_key(entry_id) for entry_id in ids])
         pipe.execute()
+
+    def _error_key(self, entry_id: str) -> str:
+        """Where a failed entry's last error waits for its dead-letter record."""
+        return join(self.error_prefix, entry_id)
 
     def leave(self) -> None:
         """Remove this consumer from the group when it holds no pending messages."""

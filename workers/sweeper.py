@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from service.extensions import db
 from service.models import Comment, utcnow
 from service.moderation.states import CommentStatus
+from service.redis_keys import join
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def sweep(
         after_id = ids[-1]
         marks = client.pipeline(transaction=False)
         for comment_id in ids:
-            marks.set(f"{swept_prefix}:{comment_id}", owner, nx=True, ex=max(1, after_s))
+            marks.set(join(swept_prefix, str(comment_id)), owner, nx=True, ex=max(1, after_s))
         fresh = [cid for cid, marked in zip(ids, marks.execute(), strict=True) if marked]
         if fresh:
             adds = client.pipeline(transaction=False)

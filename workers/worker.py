@@ -1,36 +1,32 @@
 """The scoring worker: reads comment ids from the stream, scores, decides, commits, then acks.
 
-DESIGN.md, Queue contract. The database is the source of truth: a message is
-acknowledged only after the decision it led to is committed, so a crash at any
-point means the message is delivered again, and a redelivered message whose
-comment is no longer pending is acknowledged without another decision.
+The database is the source of truth: a message is acknowledged only after the
+decision it led to is committed, so a crash at any point means the message is
+delivered again, and a redelivered message whose comment is no longer pending is
+acknowledged without another decision.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import secrets
-import signal
 import socket
 import time
-from collections.abc import Callable, Mapping
-from types import FrameType
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import redis
 import sqlalchemy as sa
 from flask import Flask
 
-from service import metrics
+from service import metrics, redis_keys
 from service.extensions import db
-from service.redis_client import key
-from service.stream import score_stream
 from workers.analyze import Responder
-from workers.batch import Decider, Outcome, transient
+from workers.batch import Decider, Outcome
 from workers.consumer import Consumer, Entry, comment_id_of
+from workers.daemon import Backoff, Daemon
 from workers.heartbeat import Heartbeat
 from workers.pruner import Pruner
 from workers.routing import load_router
@@ -38,10 +34,6 @@ from workers.scorers import Scorer
 from workers.sweeper import sweep
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-FIRST_RETRY_S = 0.5  # the first back-off; it doubles up to DB_RETRY_MAX_S
 
 
 def load_configured_scorer(config: Mapping[str, Any]) -> tuple[Scorer, bool]:
@@ -54,24 +46,12 @@ def load_configured_scorer(config: Mapping[str, Any]) -> tuple[Scorer, bool]:
     return load_router(config, log)
 
 
-class Backoff:
-    """Exponential delays from FIRST_RETRY_S up to ``max_s``."""
-
-    def __init__(self, max_s: float) -> None:
-        self.max_s = max_s
-        self.delay = 0.0
-
-    def next(self) -> float:
-        self.delay = min(self.max_s, self.delay * 2 or FIRST_RETRY_S)
-        return self.delay
-
-    def reset(self) -> None:
-        self.delay = 0.0
-
-
-class Worker:
+class Worker(Daemon):
     """One consumer of the scoring stream; ``run()`` until SIGTERM/SIGINT or, in burst mode,
     until the stream is empty and nothing is pending."""
+
+    finishing = "the batch in hand"
+    abandoning = "unacked work is redelivered"
 
     def __init__(
         self,
@@ -83,10 +63,11 @@ class Worker:
         burst: bool = False,
     ) -> None:
         cfg = app.config
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        super().__init__(f"worker {self.consumer}", db_retry_max_s=cfg["DB_RETRY_MAX_S"])
         self.scorer = scorer
         self.decider = Decider(scorer)
         self.burst = burst
-        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.batch_max: int = cfg["SCORE_BATCH_MAX"]
         self.block_ms: int = cfg["SCORE_BLOCK_MS"]
         claim_idle_ms: int = cfg["SCORE_CLAIM_IDLE_MS"]
@@ -94,18 +75,17 @@ class Worker:
         self.sweep_after_s: int = cfg["SWEEP_AFTER_S"]
         self.sweep_interval_s: int = cfg["SWEEP_INTERVAL_S"]
         self.consumer_forget_s: int = cfg["SCORE_CONSUMER_FORGET_S"]
-        self.db_retry_max_s: float = cfg["DB_RETRY_MAX_S"]
         # A failed entry's last error must outlive its retries (one per claim_idle).
         error_ttl_s = max(60, math.ceil(2 * claim_idle_ms / 1000 * max_attempts))
         with app.app_context():
-            self.stream = score_stream()
-            dead_stream = key("score", "dead")
-            error_prefix = key("score", "error")
-            self.sweeper_lock = key("sweeper")
-            self.swept_prefix = key("swept")
-            prune_lock = key("prune")
-            heartbeat_key = key("worker", self.consumer)
-            analyze_stream, analyzers_key = key("analyze"), key("analyzers")
+            self.stream = redis_keys.score_stream()
+            dead_stream = redis_keys.dead_letters()
+            error_prefix = redis_keys.score_errors()
+            self.sweeper_lock = redis_keys.sweeper_lock()
+            self.swept_prefix = redis_keys.swept()
+            prune_lock = redis_keys.prune_lock()
+            heartbeat_key = redis_keys.heartbeat(self.consumer)
+            analyze_stream, analyzers_key = redis_keys.analyze_stream(), redis_keys.analyzers()
         timeout = cfg["REDIS_TIMEOUT_S"]
         # Not the app's client: its socket timeout is shorter than a blocking XREADGROUP.
         self.redis = redis.Redis.from_url(
@@ -155,15 +135,13 @@ class Worker:
             claim_idle_ms=cfg["ANALYZE_TIMEOUT_MS"],
         )
         self.pruner = Pruner(self.redis, cfg, prune_lock, self.consumer)
-        self.stopping = False
         self._next_sweep = 0.0  # the first turn sweeps
 
     # -- the loop -------------------------------------------------------------------------
 
     def run(self) -> int:
         """Work until stopped; 0 after a clean stop."""
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._on_signal)
+        self.handle_signals()
         log.info(
             "worker %s: started (model %s, batch %d%s)",
             self.consumer,
@@ -186,8 +164,8 @@ class Worker:
                     # group with it: a blocked read answers UNBLOCKED, the next NOGROUP.
                     # Recreate the group; the sweeper re-adds what was lost.
                     log.warning("stream %s: consumer group gone (%s); recreating", self.stream, exc)
-                    self.queue.group_ready = False
-                    self.analyze.group_ready = False
+                    self.queue.forget_group()
+                    self.analyze.forget_group()
                     self._next_sweep = 0.0
                 except redis.RedisError as exc:
                     delay = backoff.next()
@@ -197,7 +175,7 @@ class Worker:
                         exc,
                         delay,
                     )
-                    self._sleep(delay)
+                    self.sleep(delay)
         finally:
             self.analyze.leave()
             self.heartbeat.stop()
@@ -209,8 +187,7 @@ class Worker:
 
     def _turn(self) -> bool:
         """One turn of the loop; True when a burst worker has nothing left to do."""
-        if not self.queue.group_ready:
-            self.queue.ensure_group()
+        self.queue.ensure_group()
         self.analyze.serve()  # synchronous requests first: their callers are waiting
         entries: list[Entry] = []
         if self.queue.claim_due():
@@ -221,11 +198,8 @@ class Worker:
             entries = self.analyze.read_with(self.queue, self.block_ms)
             self.analyze.serve()
         if entries:
-            self.queue.in_hand = [entry_id for entry_id, _, _ in entries]
-            try:
+            with self.queue.holding(entries):
                 self._handle(entries)
-            finally:
-                self.queue.in_hand = []
         # After the first read, not before: a sweep waits for the database, the stream not.
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + self.sweep_interval_s
@@ -238,24 +212,6 @@ class Worker:
         if pruned is not None and not pruned.finished:
             return False
         return not entries and self.burst and self.queue.idle()
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if self.stopping:
-            log.warning(
-                "worker %s: second %s; stopping now, unacked work is redelivered",
-                self.consumer,
-                name,
-            )
-            raise SystemExit(1)
-        log.info("worker %s: %s; finishing the batch in hand", self.consumer, name)
-        self.stopping = True
-
-    def _sleep(self, seconds: float) -> None:
-        """Sleep, waking early when a stop is asked for."""
-        deadline = time.monotonic() + seconds
-        while not self.stopping and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 0.1))
 
     # -- the stream -----------------------------------------------------------------------
 
@@ -271,7 +227,7 @@ class Worker:
         wanted = [cid for cid in comment_ids.values() if cid is not None]
         held: list[int] = []
         if wanted:
-            held = self._with_db_retry("dead letters", lambda: self.decider.hold(wanted))
+            held = self.with_db_retry("dead letters", lambda: self.decider.hold(wanted))
             if held is None:
                 return  # stopping while the database is down: leave them for another worker
         self.queue.bury(entries, comment_ids, held, error)
@@ -316,7 +272,7 @@ class Worker:
         if not by_comment:
             return
         ids = list(by_comment)
-        texts = self._with_db_retry("batch", lambda: self.decider.pending_texts(ids))
+        texts = self.with_db_retry("batch", lambda: self.decider.pending_texts(ids))
         if texts is None:
             log.warning(
                 "batch of %d: left unacked, stopping while the database is down", len(entries)
@@ -329,7 +285,7 @@ class Worker:
             if self.stopping and number:
                 self.queue.give_back(waiting)
                 return
-            self.queue.in_hand = [entry_id for entry_id, _, _ in waiting]
+            self.queue.hold(waiting)
             if number:
                 self.queue.touch()  # the window's rest must not look idle to other workers
                 self.analyze.serve()  # a request waits behind one pass at most
@@ -383,35 +339,12 @@ class Worker:
             {cid: f"scoring: {result.error}" for cid, result in scored.items() if result.error}
         )
         if ready:
-            applied = self._with_db_retry("batch", lambda: self.decider.apply(ready))
+            applied = self.with_db_retry("batch", lambda: self.decider.apply(ready))
             if applied is None:
                 return None
             outcome.merge(applied)
         return outcome
 
-    def _with_db_retry(self, what: str, action: Callable[[], T]) -> T | None:
-        """``action()``, retried with back-off while the database is unreachable.
-
-        Never drops work: it retries until the database answers, or returns None
-        when a stop is asked for meanwhile (the messages stay unacked).
-        """
-        backoff = Backoff(self.db_retry_max_s)
-        while True:
-            try:
-                return action()
-            except Exception as exc:
-                with contextlib.suppress(sa.exc.SQLAlchemyError):
-                    db.session.rollback()
-                if not transient(exc):
-                    raise
-                if self.stopping:
-                    return None
-                delay = backoff.next()
-                self.queue.touch()
-                log.warning(
-                    "%s: database unavailable (%s); retrying in %.1fs",
-                    what,
-                    str(exc).splitlines()[0],
-                    delay,
-                )
-                self._sleep(delay)
+    def while_waiting(self) -> None:
+        """While the database is down, the messages in hand must not look idle to others."""
+        self.queue.touch()

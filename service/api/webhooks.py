@@ -15,7 +15,7 @@ from flask_smorest import Blueprint
 from service import outbox, webhooks
 from service.api.common import CleanString, PageArgs, id_cursor, owned_or_404, page_size
 from service.auth import Role, actor_name, require
-from service.dispatcher import Dispatcher
+from service.deliveries import Courier
 from service.errors import abort, field_error
 from service.extensions import db
 from service.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
@@ -290,7 +290,7 @@ class Ping(MethodView):
         db.session.add(delivery)
         db.session.commit()
         delivery_id, message_id = delivery.id, delivery.message_id
-        result = Dispatcher(current_app).deliver(delivery_id, manual=True)
+        result = Courier(current_app).deliver(delivery_id, manual=True)
         if result is None:  # deleted meanwhile
             abort(404, f"No webhook endpoint {endpoint_id} on this site.")
         return {

@@ -1,9 +1,10 @@
-"""The webhook dispatcher: claims due outbox rows, POSTs them signed, logs and retries them.
+"""Webhook deliveries: claim the due outbox rows, POST one signed, record the attempt.
 
-DESIGN.md, Webhooks. At-least-once: a row is claimed (``locked_until``) and
-committed before its POST and recorded after it, so a dispatcher killed in
-between leaves a claim that expires and is taken again, with the same
-webhook-id. The POST never runs inside a database transaction.
+At-least-once: a row is claimed (``locked_until``) and committed before its POST and
+recorded after it, so a dispatcher killed in between leaves a claim that expires and
+is taken again, with the same webhook-id. The POST never runs inside a database
+transaction. The dispatcher's loop (workers/dispatcher.py) and the API's test ping
+both send through ``Courier``.
 """
 
 from __future__ import annotations
@@ -11,14 +12,10 @@ from __future__ import annotations
 import logging
 import random
 import re
-import signal
 import threading
 import time
-from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import FrameType
 
 import sqlalchemy as sa
 from flask import Flask
@@ -31,7 +28,6 @@ from service.webhooks import DeliveryStatus, Result, UnsafeURL, post
 log = logging.getLogger(__name__)
 
 JITTER = 0.1  # each retry waits up to 10% longer than the schedule says
-FIRST_BACKOFF_S = 0.5  # database outages: the first wait, doubling up to DB_RETRY_MAX_S
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 # An attempt's result, for civility_webhook_deliveries_total: what became of its delivery.
@@ -69,151 +65,24 @@ class Outgoing:
     request_id: str | None = None  # of the comment's submission, for the log
 
 
-def transient(exc: BaseException) -> bool:
-    """True for database errors about the server or the connection, not the data."""
-    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
-
-
-def run_dispatcher(app: Flask, *, burst: bool = False) -> int:
-    """Deliver until SIGTERM (or, with ``burst``, until nothing is due); the exit status."""
-    dispatcher = Dispatcher(app, burst=burst)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, dispatcher.stop_on_signal)
-    return dispatcher.run()
-
-
-class Dispatcher:
+class Courier:
     """Claims, sends and records deliveries; call inside an app context."""
 
-    def __init__(self, app: Flask, *, burst: bool = False) -> None:
+    def __init__(self, app: Flask) -> None:
         cfg = app.config
-        self.burst = burst
         self.schedule = parse_schedule(cfg["WEBHOOK_SCHEDULE"])
         self.connect_timeout: float = cfg["WEBHOOK_CONNECT_TIMEOUT_S"]
         self.read_timeout: float = cfg["WEBHOOK_READ_TIMEOUT_S"]
         self.max_bytes: int = cfg["WEBHOOK_MAX_RESPONSE_BYTES"]
         self.disable_after = timedelta(seconds=cfg["WEBHOOK_DISABLE_AFTER_S"])
         self.batch: int = cfg["WEBHOOK_BATCH"]
-        self.poll_s: float = cfg["WEBHOOK_POLL_S"]
         self.lock_s: float = cfg["WEBHOOK_LOCK_S"]
         self.allow_private: bool = cfg["WEBHOOK_ALLOW_PRIVATE"]
         self.dns_timeout_s: float = cfg["WEBHOOK_DNS_TIMEOUT_S"]
-        self.db_retry_max_s: float = cfg["DB_RETRY_MAX_S"]
         # A claimed row is sent only while its claim will outlast a whole attempt.
         self.send_window_s = self.lock_s - self.connect_timeout - self.read_timeout
-        self.concurrency: int = max(1, cfg["WEBHOOK_CONCURRENCY"])
-        self.per_endpoint: int = max(1, cfg["WEBHOOK_PER_ENDPOINT"])
-        # The app itself, not current_app's proxy: delivery threads push its context.
-        self.app = getattr(app, "_get_current_object", lambda: app)()
-        self.stopping = False
-        self.sent = 0
+        self.sent = 0  # attempts recorded, from any thread
         self._sent_lock = threading.Lock()
-
-    # -- the loop -----------------------------------------------------------------------
-
-    def run(self) -> int:
-        """Work until ``stopping`` (or, in burst mode, nothing is due); 0 after a clean stop.
-
-        Deliveries go out side by side: up to WEBHOOK_CONCURRENCY at once, at most
-        WEBHOOK_PER_ENDPOINT of them to one endpoint, so a receiver that hangs until its
-        timeout holds only its own deliveries back. Whenever a slot frees, more are claimed.
-        """
-        if self.send_window_s <= 0:
-            log.warning(
-                "dispatcher: WEBHOOK_LOCK_S (%s) should exceed the connect + read timeouts; "
-                "a slow receiver may get a delivery twice",
-                self.lock_s,
-            )
-        log.info(
-            "dispatcher: started (batch %d, %d at once, %d per endpoint%s)",
-            self.batch,
-            self.concurrency,
-            self.per_endpoint,
-            ", burst" if self.burst else "",
-        )
-        backoff = 0.0
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="delivery") as pool:
-            in_flight: dict[Future, int] = {}  # future -> endpoint id
-            while not self.stopping:
-                try:
-                    claimed = self._claim_into(pool, in_flight)
-                    backoff = 0.0
-                except sa.exc.SQLAlchemyError as exc:
-                    db.session.rollback()
-                    if not transient(exc):
-                        raise
-                    backoff = min(self.db_retry_max_s, backoff * 2 or FIRST_BACKOFF_S)
-                    log.warning("dispatcher: database down (%s); retrying in %.1fs", exc, backoff)
-                    self._sleep(backoff)
-                    continue
-                if not claimed and not in_flight:
-                    if self.burst:
-                        break
-                    self._sleep(self.poll_s)
-                elif in_flight:
-                    done, _ = wait(in_flight, timeout=self.poll_s, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        in_flight.pop(future)
-                        if future.exception() is not None:
-                            log.error(
-                                "dispatcher: a delivery thread failed: %r", future.exception()
-                            )
-            wait(in_flight)  # the deliveries in hand finish (each within its timeouts)
-        log.info("dispatcher: stopped (%d attempts made)", self.sent)
-        return 0
-
-    def _claim_into(self, pool: ThreadPoolExecutor, in_flight: dict[Future, int]) -> int:
-        """Claim what free slots allow and start sending it; how many were claimed."""
-        free = self.concurrency - len(in_flight)
-        if free <= 0:
-            return 0
-        busy = Counter(in_flight.values())
-        full = [endpoint for endpoint, n in busy.items() if n >= self.per_endpoint]
-        claimed = self.claim(limit=min(self.batch, free), skip_endpoints=full)
-        extra = []
-        for delivery_id, endpoint_id in claimed:
-            if busy[endpoint_id] >= self.per_endpoint:
-                extra.append(delivery_id)
-                continue
-            busy[endpoint_id] += 1
-            in_flight[pool.submit(self._deliver_in_thread, delivery_id)] = endpoint_id
-        if extra:
-            self.release(extra)
-        return len(claimed)
-
-    def _deliver_in_thread(self, delivery_id: int) -> None:
-        # A thread of its own needs an app context of its own (and so its own session).
-        with self.app.app_context():
-            try:
-                self.deliver(delivery_id)
-            except Exception as exc:
-                db.session.rollback()
-                # Its claim expires and another turn retries it.
-                log.exception("delivery %s: not sent (%s)", delivery_id, type(exc).__name__)
-            finally:
-                db.session.remove()
-
-    def run_once(self) -> int:
-        """Claim one batch of due deliveries and send them, side by side; how many."""
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="delivery") as pool:
-            in_flight: dict[Future, int] = {}
-            claimed = self._claim_into(pool, in_flight)
-            wait(in_flight)
-        return claimed
-
-    def stop_on_signal(self, signum: int, frame: FrameType | None) -> None:
-        """Signal handler: finish the delivery in hand, then stop; a second signal stops now."""
-        name = signal.Signals(signum).name
-        if self.stopping:
-            log.warning("dispatcher: second %s; stopping now, claims expire and are retried", name)
-            raise SystemExit(1)
-        log.info("dispatcher: %s; finishing the delivery in hand", name)
-        self.stopping = True
-
-    def _sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self.stopping and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 0.1))
 
     # -- claims -------------------------------------------------------------------------
 
