@@ -14,10 +14,9 @@ from service.api.common import (
     DateTimeIn,
     article_or_404,
     check_ref,
-    get_or_create,
 )
 from service.auth import Role, require
-from service.extensions import db
+from service.extensions import db, get_or_create
 from service.models import Article, Comment
 from service.moderation.states import CommentStatus, Mode
 

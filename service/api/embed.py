@@ -10,14 +10,16 @@ from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from service import embed_tokens, lifecycle, logs, metrics, ratelimit, reports, stream
-from service.api.common import REF_PARAM, CleanString, Id, check_ref, get_or_create
+from service import embed_tokens, logs, ratelimit
+from service.api.common import REF_PARAM, CleanString, Id, check_ref
 from service.auth import Role, actor_name, require
 from service.embed_tokens import Reader
 from service.errors import abort, field_error
-from service.extensions import db
+from service.extensions import db, get_or_create
 from service.models import Article, Author, Comment, Site, SiteEvent, utcnow
+from service.moderation import reports
 from service.moderation.states import CommentStatus
+from service.moderation.submit import queue, record_created
 
 blp = Blueprint(
     "embed",
@@ -279,11 +281,8 @@ class EmbedComments(MethodView):
         )
         db.session.add(comment)
         db.session.flush()
-        lifecycle.record_created(comment, ACTOR)
-        db.session.commit()
-        metrics.COMMENTS_INGESTED.inc()
-        if not stream.enqueue([comment.id]):
-            metrics.ENQUEUE_FAILURES.inc()
+        record_created(comment, ACTOR)
+        queue(comment.id)
         return _reader_view(comment, embed_tokens.reader_token(comment.id))
 
 

@@ -14,7 +14,6 @@ from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from service.api.authors import effective_status
 from service.api.comments import ReportOut
 from service.api.common import (
     ID_MAX,
@@ -31,6 +30,7 @@ from service.auth import Role, require
 from service.errors import abort
 from service.extensions import db
 from service.models import Article, Author, Comment, Report, utcnow
+from service.moderation.authors import status_of
 from service.moderation.policy import LABELS
 from service.moderation.states import CommentStatus
 from service.score_key import ScoreKey, literal
@@ -294,7 +294,7 @@ def render_items(comments: list[Comment]) -> list[dict[str, Any]]:
                 "author": {
                     "id": author.ref,
                     "name": author.name,
-                    "status": effective_status(author, now),
+                    "status": status_of(author, now),
                     "approved_count": author.approved_count,
                     "rejected_count": author.rejected_count,
                 },

@@ -10,7 +10,7 @@ from flask import current_app
 
 from service.api.common import CleanString
 from service.errors import abort
-from service.moderation.policy import LABELS
+from service.moderation.policy import LABELS, PolicySettings, SettingsError
 from service.moderation.states import Mode
 
 THRESHOLD_HELP = (
@@ -72,25 +72,10 @@ class ModerationSettings(ma.Schema):
     )
 
 
-def effective(
-    overrides: Mapping[str, float | None] | None, defaults: Mapping[str, float]
-) -> dict[str, float | None]:
-    """Thresholds as the policy applies them: defaults, then the site's overrides."""
-    return {**defaults, **(overrides or {})}
-
-
-def check_order(hold_at: Mapping[str, Any], reject_at: Mapping[str, Any]) -> None:
-    """422 naming hold_at when a label would hold above where it rejects."""
-    wrong = sorted(
-        label
-        for label in LABELS
-        if hold_at.get(label) is not None
-        and reject_at.get(label) is not None
-        and hold_at[label] > reject_at[label]
-    )
-    if wrong:
-        abort(
-            422,
-            "Invalid hold_at: must not be above reject_at for " + ", ".join(wrong) + ".",
-            errors={"json": {"hold_at": {label: ["Above reject_at."] for label in wrong}}},
-        )
+def settings_or_422(values: Mapping[str, Any], model: str | None) -> PolicySettings:
+    """The policy settings ``values`` make (thresholds in order); 422 naming the field."""
+    try:
+        return PolicySettings.from_site(values, model, ordered=True)
+    except SettingsError as exc:
+        abort(422, str(exc), errors={"json": {exc.field: exc.errors}})
+        raise  # unreachable: abort raises

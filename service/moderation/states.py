@@ -1,4 +1,14 @@
-"""Comment states and the moves allowed between them (DESIGN.md, Comment states)."""
+"""Comment states and the moves allowed between them; author states; moderation modes.
+
+    pending  --policy-->     approved | held | rejected
+    held     --moderator-->  approved | rejected
+    approved <--moderator--> rejected       (overrides are audited too)
+    approved --reports-->    held           (site.requeue_reports; 0 = never)
+    any      --delete-->     deleted        (nothing leaves deleted)
+
+Moderators may also hold an approved or rejected comment again. Every move goes
+through ``service.moderation.moderate.moderate``, which checks it against ALLOWED_MOVES.
+"""
 
 from enum import StrEnum
 
