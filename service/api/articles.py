@@ -15,6 +15,7 @@ from service.api.common import (
     article_or_404,
     check_ref,
 )
+from service.api.schemas import StatusCounts
 from service.auth import Role, require
 from service.extensions import db, get_or_create
 from service.models import Article, Comment
@@ -43,14 +44,6 @@ class ArticleIn(ma.Schema):
         },
     )
     published_at = DateTimeIn(allow_none=True, default_timezone=None)  # naive: 422
-
-
-class StatusCounts(ma.Schema):
-    pending = ma.fields.Integer()
-    approved = ma.fields.Integer()
-    held = ma.fields.Integer()
-    rejected = ma.fields.Integer()
-    deleted = ma.fields.Integer()
 
 
 class ArticleOut(ma.Schema):

@@ -12,8 +12,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from service import erasure
-from service.api.articles import StatusCounts
 from service.api.common import CleanString, DateTimeIn
+from service.api.schemas import StatusCounts
 from service.auth import Role, actor_name, require
 from service.errors import abort, field_error
 from service.extensions import db

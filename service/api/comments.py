@@ -27,6 +27,7 @@ from service.api.common import (
     is_blank,
     page_size,
 )
+from service.api.schemas import ReportOut
 from service.auth import Role, actor_name, current_role, require
 from service.errors import abort
 from service.extensions import db
@@ -173,15 +174,6 @@ class ReportIn(ma.Schema):
         metadata={"description": "The site's id of the reporting reader."},
     )
     note = CleanString(allow_none=True, multiline=True, validate=ma.validate.Length(max=2000))
-
-
-class ReportOut(ma.Schema):
-    id = ma.fields.Integer()
-    comment_id = ma.fields.Integer()
-    reason = ma.fields.String()
-    reporter_id = ma.fields.String(attribute="reporter_ref", allow_none=True)
-    note = ma.fields.String(allow_none=True)
-    created_at = ma.fields.AwareDateTime()
 
 
 def comment_view(comment: Comment) -> Comment | dict:

@@ -11,7 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from service.api.common import CleanString, Id, comment_or_404, owned_or_404
-from service.api.queue import QueueFilter, QueueItem, conditions, render_items
+from service.api.schemas import QueueFilter, QueueItem
 from service.auth import Role, actor_name, require
 from service.errors import abort, field_error
 from service.extensions import db
@@ -19,6 +19,7 @@ from service.models import BulkAction, Comment, ModerationEvent
 from service.moderation import bulk
 from service.moderation.locks import locked
 from service.moderation.moderate import REASON_CODES, moderate
+from service.moderation.review import conditions, render_items
 from service.moderation.states import CommentStatus
 
 blp = Blueprint(

@@ -173,12 +173,12 @@ def submit(
         request_id=request_id,
         created_at=values["created_at"],
     )
-    record_created(comment, actor)
-    queue(comment.id)
+    _record_created(comment, actor)
+    _queue(comment.id)
     return comment
 
 
-def record_created(comment: Comment | Submitted, actor: str) -> None:
+def _record_created(comment: Submitted, actor: str) -> None:
     """Audit the arrival of a new (pending) comment and emit ``comment.created``."""
     db.session.connection().execute(
         sa.insert(ModerationEvent),
@@ -193,7 +193,7 @@ def record_created(comment: Comment | Submitted, actor: str) -> None:
     outbox.comment_event(comment, previous_status=None, actor=actor)
 
 
-def queue(comment_id: int) -> None:
+def _queue(comment_id: int) -> None:
     """Commit the new comment, count it, and XADD it for the workers.
 
     An XADD that fails loses nothing: the comment is stored as pending and the worker's
