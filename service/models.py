@@ -45,7 +45,7 @@ class Site(db.Model):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
     origins: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
-    # Moderation settings: validated by service.api.site's schema before they land here.
+    # Moderation settings: validated by the API schema and PolicySettings.from_site first.
     mode: Mapped[str] = mapped_column(sa.String(8), default="post")
     hold_at: Mapped[dict[str, float]] = mapped_column(sa.JSON, default=dict)
     reject_at: Mapped[dict[str, float]] = mapped_column(sa.JSON, default=dict)

@@ -14,7 +14,7 @@ from service.extensions import db
 from service.models import BulkAction, Comment, ModerationEvent, utcnow
 from service.moderation.locks import locked
 from service.moderation.moderate import MoveConflict, moderate
-from service.moderation.states import ALLOWED_MOVES, CommentStatus
+from service.moderation.states import CommentStatus, sources
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +30,6 @@ class NotUndoable(Exception):
 def new_id() -> str:
     """A new bulk action id."""
     return str(uuid.uuid4())
-
-
-def sources(to_status: CommentStatus) -> list[CommentStatus]:
-    """The statuses from which the state machine allows a move to ``to_status``."""
-    return [status for status, targets in ALLOWED_MOVES.items() if to_status in targets]
 
 
 @dataclass(frozen=True)

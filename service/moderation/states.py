@@ -48,3 +48,8 @@ ALLOWED_MOVES: dict[CommentStatus, frozenset[CommentStatus]] = {
 def can_move(from_status: CommentStatus, to_status: CommentStatus) -> bool:
     """True when the state machine allows ``from_status -> to_status``."""
     return to_status in ALLOWED_MOVES[CommentStatus(from_status)]
+
+
+def sources(to_status: CommentStatus) -> list[CommentStatus]:
+    """The statuses from which the state machine allows a move to ``to_status``."""
+    return [status for status, targets in ALLOWED_MOVES.items() if to_status in targets]
