@@ -10,14 +10,13 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, redirect, render_template, request, url_for
 
 from service import auth, outbox, ratelimit
-from service.api.decisions import REASON_CODES
-from service.api.site import effective
 from service.auth import Role
 from service.errors import abort
 from service.extensions import db
 from service.labels import scorer_of
 from service.models import ApiKey
-from service.moderation.policy import LABELS, default_thresholds
+from service.moderation.moderate import REASON_CODES
+from service.moderation.policy import LABELS, shown, thresholds
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,7 @@ def page_config(api_key: ApiKey) -> dict[str, Any]:
     every score bar marks them.
     """
     site = api_key.site
-    hold_defaults, reject_defaults = default_thresholds(scorer_of(site.id))
+    hold_at, reject_at = thresholds(site.hold_at, site.reject_at, scorer_of(site.id))
     return {
         "role": api_key.role,
         "key_name": api_key.name,
@@ -82,8 +81,8 @@ def page_config(api_key: ApiKey) -> dict[str, Any]:
         "site_name": site.name,
         "csrf_token": auth.csrf_token(),
         "labels": list(LABELS),
-        "hold_at": effective(site.hold_at, hold_defaults),
-        "reject_at": effective(site.reject_at, reject_defaults),
+        "hold_at": shown(hold_at),
+        "reject_at": shown(reject_at),
         "reason_codes": list(REASON_CODES),
         "event_types": list(outbox.EVENT_TYPES),
         "poll_ms": POLL_MS,

@@ -3,7 +3,6 @@ category names map onto the model's labels, the site's thresholds, and sentence 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping
 
@@ -44,7 +43,6 @@ OPENAI_CATEGORIES: Mapping[str, tuple[tuple[str, ...], str]] = {
 MULTILINGUAL = ("en", "fr", "es", "it", "pt", "tr", "ru")
 
 SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*(?=\s)|\n+")
-SITE_SETTINGS = tuple(f.name for f in dataclasses.fields(PolicySettings))
 
 
 def model_languages(model: str) -> tuple[str, ...]:
@@ -62,7 +60,7 @@ def languages_read(requested: list[str], model: str) -> list[str]:
 
 def site_policy(site: Site) -> PolicySettings:
     """The site's compiled moderation settings, as the worker's policy reads them."""
-    return PolicySettings.from_mapping({name: getattr(site, name) for name in SITE_SETTINGS})
+    return PolicySettings.from_site(site)
 
 
 def flagged_labels(scores: Mapping[str, float], policy: PolicySettings) -> set[str]:

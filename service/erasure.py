@@ -18,9 +18,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from service import lifecycle, outbox
+from service import outbox
 from service.extensions import db
 from service.models import Author, Comment, SiteEvent, WebhookDelivery, utcnow
+from service.moderation.locks import locked
+from service.moderation.moderate import moderate
 from service.moderation.states import CommentStatus
 
 ERASED_BODY = "[erased]"
@@ -55,21 +57,14 @@ def _scrub(payload: str, ref: str) -> str | None:
 def erase(author: Author, actor: str) -> Erasure:
     """Erase ``author`` in the caller's transaction (the caller commits)."""
     now = utcnow()
-    comments = db.session.scalars(
-        sa.select(Comment)
-        .where(Comment.author_id == author.id, Comment.body != ERASED_BODY)
-        .order_by(Comment.id)
-        .with_for_update()
-    ).all()
+    comments = locked(Comment.author_id == author.id, Comment.body != ERASED_BODY)
     for comment in comments:
         comment.body = ERASED_BODY
         comment.meta = None
         comment.client_ip = None
     author.name = None
     author.notes = None
-    for comment in comments:
-        if comment.status != CommentStatus.DELETED:
-            lifecycle.move(comment, CommentStatus.DELETED, actor=actor, reason_code=REASON)
+    moderate(comments, CommentStatus.DELETED, actor=actor, reason_code=REASON)
     db.session.flush()
     deliveries = db.session.scalars(
         sa.select(WebhookDelivery).where(

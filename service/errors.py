@@ -25,6 +25,39 @@ def field_error(field: str, message: str, status: int = 422) -> None:
     abort(status, f"Invalid {field}: {message}", errors={"json": {field: [message]}})
 
 
+class Refused(Exception):
+    """A rule said no (outside a view: the domain); the API answers ``status`` in our shape."""
+
+    status = 409
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class NotFound(Refused):
+    """Something asked for is not there (404)."""
+
+    status = 404
+
+
+class Conflict(Refused):
+    """The request conflicts with the state of what it acts on (409)."""
+
+    status = 409
+
+
+class InvalidField(Refused):
+    """One input field is wrong (422, the field named in ``errors``)."""
+
+    status = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"Invalid {field}: {message}", errors={"json": {field: [message]}})
+        self.field = field
+
+
 def field_paths(errors: Any, prefix: str = "") -> list[str]:
     """Dotted names of the fields in a webargs/marshmallow error dict (locations dropped)."""
     if not isinstance(errors, dict):
@@ -80,6 +113,14 @@ def handle_http_exception(error: HTTPException):
             response.headers[name] = own[name]
     response.headers.update(headers)
     return response
+
+
+def handle_refused(error: Refused):
+    """Answer a refusal from the domain like an ``abort`` from a view."""
+    try:
+        abort(error.status, error.message, **error.extra)
+    except HTTPException as http:
+        return handle_http_exception(http)
 
 
 def handle_unexpected(error: Exception):
@@ -162,4 +203,5 @@ def init_app(app: Flask) -> None:
     app.before_request(require_json_body)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(429, handle_rate_limited)
+    app.register_error_handler(Refused, handle_refused)
     app.register_error_handler(Exception, handle_unexpected)

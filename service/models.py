@@ -45,7 +45,7 @@ class Site(db.Model):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
     origins: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
-    # Moderation settings: validated by service.api.site's schema before they land here.
+    # Moderation settings: validated by the API schema and PolicySettings.from_site first.
     mode: Mapped[str] = mapped_column(sa.String(8), default="post")
     hold_at: Mapped[dict[str, float]] = mapped_column(sa.JSON, default=dict)
     reject_at: Mapped[dict[str, float]] = mapped_column(sa.JSON, default=dict)
@@ -175,7 +175,7 @@ class Comment(db.Model):
     parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("comment.id", ondelete="SET NULL"))
     author_id: Mapped[int] = mapped_column(sa.ForeignKey("author.id", ondelete="CASCADE"))
     body: Mapped[str] = mapped_column(sa.Text)
-    # Assigned only by service.lifecycle.move (and the insert as pending).
+    # Assigned only by service.moderation.moderate (and the insert as pending).
     status: Mapped[str] = mapped_column(sa.String(16), default=CommentStatus.PENDING)
     scores: Mapped[dict[str, float] | None] = mapped_column(sa.JSON)
     model: Mapped[str | None] = mapped_column(sa.String(200))
@@ -184,7 +184,7 @@ class Comment(db.Model):
     language: Mapped[str | None] = mapped_column(sa.String(16))
     language_confidence: Mapped[float | None] = mapped_column(sa.Float)
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
-    # Derived from scores/reasons (by lifecycle.move) so queues can filter and sort in SQL
+    # Derived from scores/reasons (by moderate()) so queues can filter and sort in SQL
     # on both SQLite and Postgres: the highest label score, and " code1 code2 ".
     max_score: Mapped[float | None] = mapped_column(sa.Float)
     reason_codes: Mapped[str | None] = mapped_column(sa.String(500))

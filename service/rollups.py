@@ -23,9 +23,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from service.bulk import UNDO
 from service.extensions import db
 from service.models import Comment, ModerationEvent, Report, StatsDay, utcnow
+from service.moderation.bulk import UNDO
 from service.moderation.states import CommentStatus
 from service.score_key import literal
 

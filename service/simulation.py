@@ -16,9 +16,10 @@ import sqlalchemy as sa
 
 from service.extensions import db
 from service.models import Article, Author, Comment, utcnow
+from service.moderation.authors import effective_status
 from service.moderation.calibration import Rules, agreement
 from service.moderation.policy import PolicySettings, decide
-from service.moderation.states import AuthorStatus, CommentStatus, Mode
+from service.moderation.states import CommentStatus, Mode
 
 OUTCOMES = (CommentStatus.APPROVED, CommentStatus.HELD, CommentStatus.REJECTED)
 
@@ -51,11 +52,6 @@ def replayable(site_id: int, model: str, since: datetime, until: datetime, limit
     ).all()
 
 
-def _author_status(status: str, until: datetime | None, now: datetime) -> AuthorStatus:
-    # A timed status that has run out is active again, as the worker reads it.
-    return AuthorStatus.ACTIVE if until is not None and until <= now else AuthorStatus(status)
-
-
 def simulate(
     rows: list,
     current: PolicySettings,
@@ -78,7 +74,7 @@ def simulate(
         inputs = (
             scores,
             body,
-            _author_status(status, status_until, now),
+            effective_status(status, status_until, now),
             approved_count,
         )
         mode = Mode(article_mode) if article_mode else None

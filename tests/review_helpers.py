@@ -7,10 +7,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from service import lifecycle
-from service.api.common import get_or_create
-from service.extensions import db
+from service.extensions import db, get_or_create
 from service.models import Article, Author, Comment, ModerationEvent, utcnow
+from service.moderation.moderate import moderate
 from service.moderation.states import CommentStatus
 
 MODEL = "test-model@1"
@@ -60,7 +59,7 @@ def policy_decides(
     for comment in comments:
         comment.model = MODEL
         comment.scored_at = utcnow()
-        lifecycle.move(
+        moderate(
             comment,
             status,
             actor="policy",
@@ -75,7 +74,7 @@ def policy_decides(
 def moderator_moves(ids: list[int], status: CommentStatus | str, actor: str = "mod") -> None:
     """Move comments as a moderator would (no scores)."""
     for comment in db.session.scalars(sa.select(Comment).where(Comment.id.in_(ids))):
-        lifecycle.move(comment, CommentStatus(status), actor=actor)
+        moderate(comment, CommentStatus(status), actor=actor)
     db.session.commit()
 
 

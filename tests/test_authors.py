@@ -52,13 +52,48 @@ def test_author_shows_status_counts_and_recent_comments_newest_first(client, sit
     assert body["recent_comments"][0]["article"] == "article-1"
 
 
+def site_author(site, ref) -> Author | None:
+    db.session.expire_all()
+    return db.session.scalar(sa.select(Author).where(Author.site_id == site.id, Author.ref == ref))
+
+
 def test_unknown_and_other_sites_authors_are_404(client, site, other_site):
     make_comments(site.id, 1, author="kim")
     assert get_author(client, site, "nobody").status_code == 404
     assert get_author(client, other_site, "kim", role="admin").status_code == 404
+    # A PATCH from another site acts on that site's own "kim" (made now), never on this one.
     answer = patch_author(client, other_site, "kim", role="admin", status="banned")
-    assert answer.status_code == 404
-    assert stored("kim").status == "active"
+    assert answer.status_code == 200
+    assert site_author(site, "kim").status == "active"
+    assert site_author(other_site, "kim").status == "banned"
+
+
+def test_an_author_can_be_banned_before_their_first_comment(client, site, submit):
+    db.session.add(WebhookEndpoint(site_id=site.id, url="https://hooks.example/x", secret="s"))
+    db.session.commit()
+    assert site_author(site, "spammer") is None
+    answer = patch_author(client, site, "spammer", status="banned", note="Known spammer")
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    assert (body["id"], body["status"], body["counts"]["pending"]) == ("spammer", "banned", 0)
+    assert body["notes"].endswith("Known spammer")
+    assert get_author(client, site, "spammer").get_json()["status"] == "banned"
+    banned = db.session.scalar(
+        sa.select(WebhookDelivery.payload).where(WebhookDelivery.event_type == "author.banned")
+    )
+    assert json.loads(banned)["data"]["author"]["id"] == "spammer"
+    # Their first comment is theirs: the same row, still banned.
+    before = site_author(site, "spammer").id
+    submitted = submit(author="spammer")
+    assert submitted.status_code == 202, submitted.get_json()
+    author = site_author(site, "spammer")
+    assert (author.id, author.status, author.name) == (before, "banned", "Spammer")
+
+
+def test_a_bad_patch_of_an_unknown_author_creates_nothing(client, site):
+    answer = patch_author(client, site, "ghost", status="trusted", until="2999-01-01T00:00:00Z")
+    assert answer.status_code == 422
+    assert site_author(site, "ghost") is None
 
 
 def test_status_changes_and_notes_are_appended_never_replaced(client, site):

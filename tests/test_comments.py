@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from service import lifecycle
 from service.extensions import db
 from service.models import Author, Comment, ModerationEvent
+from service.moderation.moderate import moderate
 from service.moderation.states import CommentStatus
 
 
 def set_status(comment_id: int, status: CommentStatus) -> None:
     comment = db.session.get(Comment, comment_id)
-    lifecycle.move(comment, status, actor="test")
+    moderate(comment, status, actor="test")
     db.session.commit()
 
 

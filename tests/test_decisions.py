@@ -123,6 +123,17 @@ def test_moderators_can_override_both_ways_and_decide_pending_comments(client, s
     assert statuses(ids) == {ids[0]: "held", ids[1]: "rejected"}
 
 
+def test_a_deleted_comment_refuses_reports_with_409_and_its_status(client, site):
+    [comment_id] = make_comments(site.id)
+    client.delete(f"/v1/comments/{comment_id}", headers=site.auth())
+    answer = client.post(
+        f"/v1/comments/{comment_id}/reports", json={"reason": "spam"}, headers=site.auth()
+    )
+    assert answer.status_code == 409
+    assert answer.get_json()["current_status"] == "deleted"
+    assert open_reports(comment_id) == 0
+
+
 def test_a_deleted_comment_cannot_be_decided(client, site):
     [comment_id] = make_comments(site.id)
     client.delete(f"/v1/comments/{comment_id}", headers=site.auth())

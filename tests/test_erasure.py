@@ -6,7 +6,6 @@ import json
 
 import sqlalchemy as sa
 
-from service import lifecycle
 from service.extensions import db
 from service.models import (
     Author,
@@ -15,6 +14,7 @@ from service.models import (
     SiteEvent,
     WebhookDelivery,
 )
+from service.moderation.moderate import moderate
 from service.moderation.states import CommentStatus
 
 SECRET_TEXT = "My address is 12 Elm Street"
@@ -31,7 +31,7 @@ def test_erasure_removes_bodies_and_names_everywhere_and_keeps_the_audit(app, cl
     first = submit(body=SECRET_TEXT, author="reader-9").get_json()["id"]
     second = submit(body="Another thought", author="reader-9").get_json()["id"]
     other = submit(body="Someone else", author="reader-1").get_json()["id"]
-    lifecycle.move(db.session.get(Comment, first), CommentStatus.APPROVED, actor="policy")
+    moderate(db.session.get(Comment, first), CommentStatus.APPROVED, actor="policy")
     db.session.commit()
     client.patch("/v1/authors/reader-9", json={"note": "lives nearby"}, headers=admin)
     events_before = db.session.scalar(sa.select(sa.func.count()).select_from(ModerationEvent))

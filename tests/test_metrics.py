@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service import gunicorn_conf, lifecycle
+from service import gunicorn_conf
 from service.extensions import db
 from service.models import Comment
+from service.moderation.moderate import moderate
 from service.moderation.states import CommentStatus
 from tests.conftest import migrate
 from tests.test_logs import ServeProcess
@@ -105,7 +106,7 @@ def test_ingest_and_committed_decisions_are_counted(app, client, site, submit):
     assert answer.status_code == 200
     # A move rolled back is no decision.
     comment = db.session.get(Comment, submit(body="Another one.").get_json()["id"])
-    lifecycle.move(comment, CommentStatus.HELD, actor="policy")
+    moderate(comment, CommentStatus.HELD, actor="policy")
     db.session.rollback()
     after = scrape(client)
     ingested = "civility_comments_ingested_total"

@@ -6,7 +6,15 @@ import pytest
 
 from service.extensions import db
 from service.models import Site
-from service.moderation.policy import DEFAULT_HOLD_AT, DEFAULT_REJECT_AT
+from service.moderation.policy import (
+    DEFAULT_HOLD_AT,
+    DEFAULT_REJECT_AT,
+    PolicySettings,
+    SettingsError,
+    shown,
+    thresholds,
+)
+from service.moderation.states import Mode
 
 
 def patch(client, site, **fields):
@@ -91,3 +99,22 @@ def test_word_lists_are_bounded_by_the_setting(config, client, site):
     ok = patch(client, site, banned_words=[f"w{n}" for n in range(limit)])
     assert ok.status_code == 200
     assert len(db.session.get(Site, site.id).banned_words) == limit
+
+
+def test_stored_settings_build_through_from_site_and_only_a_patch_checks_the_order(client, site):
+    row = db.session.get(Site, site.id)
+    row.hold_at, row.mode = {"toxicity": 0.99, "insult": None}, "pre"
+    db.session.commit()
+    # The worker reads what is stored even when a scorer's defaults put hold above reject.
+    settings = PolicySettings.from_site(row)
+    assert (settings.mode, settings.hold_at["toxicity"]) == (Mode.PRE, 0.99)
+    assert "insult" not in settings.hold_at  # null turns a label off for the policy...
+    assert shown(thresholds(row.hold_at, row.reject_at)[0])["insult"] is None  # ...and shows
+    with pytest.raises(SettingsError) as refused:
+        PolicySettings.from_site(row, ordered=True)
+    assert (refused.value.field, refused.value.errors) == (
+        "hold_at",
+        {"toxicity": ["Above reject_at."]},
+    )
+    body = client.get("/v1/site", headers=site.auth("admin")).get_json()
+    assert (body["hold_at"]["toxicity"], body["hold_at"]["insult"]) == (0.99, None)

@@ -16,9 +16,10 @@ import svix.webhooks
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from service import lifecycle, outbox
+from service import outbox
 from service.extensions import db
 from service.models import Comment, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
+from service.moderation.moderate import moderate
 from service.moderation.states import CommentStatus
 from tests.webhook_helpers import FAST_WEBHOOKS, DispatcherProcess, Receiver, dispatch, wait_for
 from workers.dispatcher import Dispatcher
@@ -62,9 +63,7 @@ def policy_decides(comment_id: int, status: CommentStatus) -> None:
     """What the scoring worker does with a decision."""
     comment = db.session.get(Comment, comment_id)
     comment.model = "test-model@1"
-    lifecycle.move(
-        comment, status, actor="policy", scores=SCORES, reasons=REASONS, model="test-model@1"
-    )
+    moderate(comment, status, actor="policy", scores=SCORES, reasons=REASONS, model="test-model@1")
     db.session.commit()
 
 

@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import contains_eager
 
-from service import lifecycle
 from service.extensions import db
-from service.models import Author, Comment, Site, utcnow
+from service.models import Comment, Site, utcnow
+from service.moderation.authors import status_of
+from service.moderation.locks import comments_for_update
+from service.moderation.moderate import POLICY, moderate
 from service.moderation.policy import PolicySettings, decide
-from service.moderation.states import AuthorStatus, CommentStatus, Mode
+from service.moderation.states import CommentStatus, Mode
 from workers.daemon import transient
 from workers.routing import Route, Routed, Router, SiteLanguages
 from workers.scorers import Scored, Scorer
 
 log = logging.getLogger(__name__)
-
-# The Site columns the policy reads: named like PolicySettings' fields.
-SITE_SETTINGS = tuple(f.name for f in dataclasses.fields(PolicySettings))
 
 
 @dataclass
@@ -40,13 +36,6 @@ class Outcome:
         self.decided += other.decided
         self.skipped += other.skipped
         self.failed.update(other.failed)
-
-
-def author_status(author: Author, now: datetime) -> AuthorStatus:
-    """The author's status, ``active`` again once a timed status has run out."""
-    if author.status_until is not None and author.status_until <= now:
-        return AuthorStatus.ACTIVE
-    return AuthorStatus(author.status)
 
 
 class Decider:
@@ -153,7 +142,7 @@ class Decider:
                 decision = decide(
                     result.scores,
                     comment.body,
-                    author_status(comment.author, now),
+                    status_of(comment.author, now),
                     comment.author.approved_count,
                     self.policy_settings(site, settings),
                     Mode(article_mode) if article_mode else None,
@@ -171,10 +160,10 @@ class Decider:
             comment.model = model
             comment.scored_at = now if model else None
             comment.language, comment.language_confidence = routed.language, routed.confidence
-            lifecycle.move(
+            moderate(
                 comment,
                 decision.status,
-                actor="policy",
+                actor=POLICY,
                 reasons=reasons,
                 scores=result.scores or None,
                 model=model,
@@ -191,10 +180,10 @@ class Decider:
         held = []
         for comment, _ in self.locked(comment_ids):
             if comment.status == CommentStatus.PENDING:
-                lifecycle.move(
+                moderate(
                     comment,
                     CommentStatus.HELD,
-                    actor="policy",
+                    actor=POLICY,
                     reasons=[{"code": "scoring_failed"}],
                     reason_code="scoring_failed",
                 )
@@ -228,25 +217,10 @@ class Decider:
             )
 
     def locked(self, ids: list[int]) -> list[Any]:
-        """(comment, site) rows with each comment's article and author, in one locking query.
-
-        Comment and author rows are locked (FOR UPDATE on Postgres; SQLite's BEGIN
-        IMMEDIATE serialises writers already): two workers never decide one comment,
-        and author counters are not lost. Rows come by author, then comment, so
-        workers take their locks in one order and never deadlock each other.
-        """
-        statement = (
-            sa.select(Comment, Site)
-            .join(Comment.article)
-            .join(Comment.author)
-            .join(Site, Site.id == Comment.site_id)
-            .options(contains_eager(Comment.article), contains_eager(Comment.author))
-            .where(Comment.id.in_(ids))
-            .order_by(Comment.author_id, Comment.id)
-            .with_for_update(of=[Comment, Author])
-            # Locked rows are the truth: never keep attributes from an earlier load.
-            .execution_options(populate_existing=True)
-        )
+        """(comment, site) rows with each comment's article and author, in one locking query
+        (service.moderation.locks: two workers never decide one comment, nor deadlock)."""
+        statement = comments_for_update(Comment.id.in_(ids)).add_columns(Site)
+        statement = statement.join(Site, Site.id == Comment.site_id)
         return list(db.session.execute(statement).all())
 
     def policy_settings(
@@ -255,9 +229,7 @@ class Decider:
         """The site's compiled settings, built once per batch (word lists can be long)."""
         if site.id not in cache:
             try:
-                cache[site.id] = PolicySettings.from_mapping(
-                    {name: getattr(site, name) for name in SITE_SETTINGS}, self.scorer.model
-                )
+                cache[site.id] = PolicySettings.from_site(site, self.scorer.model)
             except Exception as exc:
                 cache[site.id] = exc
         settings = cache[site.id]

@@ -14,10 +14,10 @@ from service.api.common import (
     DateTimeIn,
     article_or_404,
     check_ref,
-    get_or_create,
 )
+from service.api.schemas import StatusCounts
 from service.auth import Role, require
-from service.extensions import db
+from service.extensions import db, get_or_create
 from service.models import Article, Comment
 from service.moderation.states import CommentStatus, Mode
 
@@ -44,14 +44,6 @@ class ArticleIn(ma.Schema):
         },
     )
     published_at = DateTimeIn(allow_none=True, default_timezone=None)  # naive: 422
-
-
-class StatusCounts(ma.Schema):
-    pending = ma.fields.Integer()
-    approved = ma.fields.Integer()
-    held = ma.fields.Integer()
-    rejected = ma.fields.Integer()
-    deleted = ma.fields.Integer()
 
 
 class ArticleOut(ma.Schema):

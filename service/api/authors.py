@@ -11,13 +11,15 @@ from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from service import bulk, erasure, outbox
-from service.api.articles import StatusCounts
+from service import erasure
 from service.api.common import CleanString, DateTimeIn
+from service.api.schemas import StatusCounts
 from service.auth import Role, actor_name, require
 from service.errors import abort, field_error
 from service.extensions import db
 from service.models import Author, Comment, utcnow
+from service.moderation import authors, bulk
+from service.moderation.authors import SUSPENSIONS
 from service.moderation.states import AuthorStatus, CommentStatus
 
 blp = Blueprint(
@@ -28,28 +30,6 @@ blp = Blueprint(
 )
 SECURITY = [{"bearerAuth": ["moderator"]}]  # the least role allowed (OpenAPI 3.1 roles)
 RECENT = 20
-SUSPENSIONS = (AuthorStatus.PREMOD, AuthorStatus.BANNED)
-# A ban with reject_existing rejects what readers see or may soon see; deleted and
-# rejected comments stay as they are.
-LIVE = (CommentStatus.PENDING, CommentStatus.HELD, CommentStatus.APPROVED)
-BAN_REASON = "author_banned"
-
-
-def effective_status(author: Author, now: datetime | None = None) -> str:
-    """The author's status now: a premod or ban whose ``until`` has passed is ``active``."""
-    now = now or utcnow()
-    if author.status_until is not None and author.status_until <= now:
-        return AuthorStatus.ACTIVE.value
-    return author.status
-
-
-def _normalise(author: Author, now: datetime) -> bool:
-    """Store an expired suspension as ``active``; True when it changed the row."""
-    if effective_status(author, now) == author.status:
-        return False
-    author.status = AuthorStatus.ACTIVE
-    author.status_until = None
-    return True
 
 
 class AuthorPatch(ma.Schema):
@@ -123,10 +103,12 @@ class AuthorDetail(ma.Schema):
 
 def author_or_404(ref: str, *, lock: bool = False) -> Author:
     """The current site's author ``ref``; 404 for unknown and other sites' authors alike."""
-    query = sa.select(Author).where(Author.site_id == g.site.id, Author.ref == ref)
     if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    author = db.session.scalar(query)
+        author = authors.for_update(g.site.id, ref)
+    else:
+        author = db.session.scalar(
+            sa.select(Author).where(Author.site_id == g.site.id, Author.ref == ref)
+        )
     if author is None:
         abort(404, f"No author {ref!r} on this site.")
     return author
@@ -151,7 +133,7 @@ def render(author: Author) -> dict[str, Any]:
     return {
         "id": author.ref,
         "name": author.name,
-        "status": effective_status(author),
+        "status": authors.status_of(author),
         "until": author.status_until,
         "notes": author.notes,
         "approved_count": author.approved_count,
@@ -160,11 +142,6 @@ def render(author: Author) -> dict[str, Any]:
         "created_at": author.created_at,
         "recent_comments": recent,
     }
-
-
-def _append_note(author: Author, now: datetime, actor: str, text: str) -> None:
-    line = f"{now.isoformat(timespec='seconds')} {actor}: {text}"
-    author.notes = f"{author.notes}\n{line}" if author.notes else line
 
 
 def _new_status(author: Author, fields: dict[str, Any], now: datetime) -> tuple[str, Any]:
@@ -200,7 +177,7 @@ class AuthorResource(MethodView):
     def get(self, ref: str):
         """Read an author: status, notes, counts and recent comments."""
         author = author_or_404(ref)
-        if _normalise(author, utcnow()):
+        if authors.normalise(author, utcnow()):
             db.session.commit()
         return render(author)
 
@@ -208,18 +185,20 @@ class AuthorResource(MethodView):
     @require(Role.MODERATOR)
     @blp.arguments(AuthorPatch)
     @blp.response(200, AuthorDetail)
-    @blp.alt_response(404, response="NOT_FOUND")
     def patch(self, fields: dict, ref: str):
-        """Set an author's status (optionally until a time), add a note, ban and reject."""
-        author = author_or_404(ref, lock=True)
+        """Set an author's status (optionally until a time), add a note, ban and reject.
+
+        An author the site has not seen yet is created, so a known spammer can be banned
+        before their first comment.
+        """
+        # Unknown authors are made: moderators ban known spammers before they comment.
+        author = authors.for_update(g.site.id, ref, create=True)
         now = utcnow()
         actor = actor_name()
-        _normalise(author, now)
+        authors.normalise(author, now)
         status, until = _new_status(author, fields, now)
-        selection = bulk.Selection(
-            g.site.id, where=(Comment.author_id == author.id, Comment.status.in_(LIVE))
-        )
-        matched = selection.count() if fields["reject_existing"] else 0
+        reject = fields["reject_existing"]
+        matched = authors.live_comments(author).count() if reject else 0
         limit = current_app.config["BULK_MAX"]
         if matched > limit:
             abort(
@@ -229,31 +208,28 @@ class AuthorResource(MethodView):
                 errors={"json": {"reject_existing": [f"More than {limit} comments."]}},
                 matched=matched,
             )
-        if (status, until) != (author.status, author.status_until):
-            author.status, author.status_until = status, until
-            ends = f" until {until.isoformat(timespec='seconds')}" if until else ""
-            _append_note(author, now, actor, f"status {status}{ends}")
-        if fields.get("note"):
-            _append_note(author, now, actor, fields["note"])
-        bulk_id = bulk.new_id() if fields["reject_existing"] else None
-        if fields.get("status") == AuthorStatus.BANNED:
-            outbox.author_banned(
-                author, actor=actor, until=until, note=fields.get("note"), bulk_id=bulk_id
-            )
+        bulk_id = bulk.new_id() if reject else None
+        authors.change(
+            author,
+            status,
+            until,
+            actor=actor,
+            now=now,
+            note=fields.get("note"),
+            announce_ban=fields.get("status") == AuthorStatus.BANNED,
+            bulk_id=bulk_id,
+        )
         # The ban is in force (for new comments too) before the old ones are rejected.
         db.session.commit()
         out_bulk = None
         if bulk_id is not None:
-            action = bulk.run(
-                selection,
-                CommentStatus.REJECTED,
+            action = authors.reject_existing(
+                author,
                 actor=actor,
                 matched=matched,
                 chunk_size=current_app.config["BULK_CHUNK_SIZE"],
-                record={"author": author.ref, "status": list(LIVE), "via": "author ban"},
-                reason_code=BAN_REASON,
+                bulk_id=bulk_id,
                 note=fields.get("note"),
-                action_id=bulk_id,
             )
             out_bulk = {"bulk_id": action.id, "matched": action.matched, "changed": action.changed}
         out = render(author)

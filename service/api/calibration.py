@@ -12,29 +12,18 @@ from flask_smorest import Blueprint
 
 from service import labels, simulation
 from service.api.common import DateTimeIn
-from service.api.schemas import ModerationSettings, check_order, effective
+from service.api.schemas import ModerationSettings, settings_or_422
 from service.auth import Role, require
 from service.errors import abort
 from service.models import Site, utcnow
 from service.moderation.calibration import Rules, calibrate_columns
-from service.moderation.policy import LABELS, PolicySettings, default_thresholds
+from service.moderation.policy import LABELS, SITE_FIELDS, PolicySettings, shown, thresholds
 
 blp = Blueprint(
     "calibration",
     __name__,
     url_prefix="/v1/site",
     description="What moderators' decisions say about the thresholds, and what an edit would do.",
-)
-# The Site columns the policy reads: named like PolicySettings' fields.
-POLICY_FIELDS = (
-    "mode",
-    "hold_at",
-    "reject_at",
-    "banned_words",
-    "suspect_words",
-    "hold_links",
-    "new_author_premod",
-    "requeue_reports",
 )
 
 
@@ -214,14 +203,16 @@ class Calibration(MethodView):
         site: Site = g.site
         model = args.get("model") or labels.current_model(site.id)
         rules = _rules()
-        hold_defaults, reject_defaults = default_thresholds(model or labels.scorer_of(site.id))
+        hold_at, reject_at = thresholds(
+            site.hold_at, site.reject_at, model or labels.scorer_of(site.id)
+        )
         window = labels.Window(site.id, model or "", since, until)
         labelled = labels.gather(window, current_app.config["CALIBRATION_MAX_DECISIONS"])
         report = calibrate_columns(
             _in_policy_order(labelled.scores),
             labelled.rejected,
-            effective(site.hold_at, hold_defaults),
-            effective(site.reject_at, reject_defaults),
+            shown(hold_at),
+            shown(reject_at),
             rules,
         )
         return {
@@ -259,15 +250,11 @@ class Simulate(MethodView):
         site: Site = g.site
         model = labels.current_model(site.id)
         scorer = model or labels.scorer_of(site.id)
-        now = {name: getattr(site, name) for name in POLICY_FIELDS}
-        proposed = {**now, **{k: v for k, v in fields.items() if k in POLICY_FIELDS}}
+        now = {name: getattr(site, name) for name in SITE_FIELDS}
+        proposed = {**now, **{k: v for k, v in fields.items() if k in SITE_FIELDS}}
         for name in ("hold_at", "reject_at"):
             proposed[name] = {**(now[name] or {}), **(fields.get(name) or {})}
-        hold_defaults, reject_defaults = default_thresholds(scorer)
-        check_order(
-            effective(proposed["hold_at"], hold_defaults),
-            effective(proposed["reject_at"], reject_defaults),
-        )
+        proposed_settings = settings_or_422(proposed, scorer)
         rows, verdicts = [], {}
         if model:
             rows = simulation.replayable(site.id, model, since, until, limit)
@@ -276,8 +263,8 @@ class Simulate(MethodView):
             verdicts = labels.gather(window, cfg["CALIBRATION_MAX_DECISIONS"]).verdicts()
         answer = simulation.simulate(
             rows,
-            PolicySettings.from_mapping(now, scorer),
-            PolicySettings.from_mapping(proposed, scorer),
+            PolicySettings.from_site(now, scorer),
+            proposed_settings,
             verdicts,
             sample=cfg["SIMULATE_SAMPLE"],
             rules=_rules(),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from types import SimpleNamespace
 from typing import Any
 
 import marshmallow as ma
@@ -14,7 +13,7 @@ from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from service import lifecycle, logs, metrics, ratelimit, reports, stream
+from service import logs, ratelimit
 from service.api.common import (
     REF_PARAM,
     CleanString,
@@ -25,14 +24,18 @@ from service.api.common import (
     comment_or_404,
     decode_cursor,
     encode_cursor,
-    get_or_create,
     is_blank,
     page_size,
 )
+from service.api.schemas import ReportOut
 from service.auth import Role, actor_name, current_role, require
-from service.errors import abort, field_error
+from service.errors import abort
 from service.extensions import db
-from service.models import Article, Author, Comment, Site, utcnow
+from service.models import Comment, Site
+from service.moderation import reports
+from service.moderation import submit as submission
+from service.moderation.locks import locked
+from service.moderation.moderate import moderate
 from service.moderation.states import CommentStatus
 
 blp = Blueprint(
@@ -173,15 +176,6 @@ class ReportIn(ma.Schema):
     note = CleanString(allow_none=True, multiline=True, validate=ma.validate.Length(max=2000))
 
 
-class ReportOut(ma.Schema):
-    id = ma.fields.Integer()
-    comment_id = ma.fields.Integer()
-    reason = ma.fields.String()
-    reporter_id = ma.fields.String(attribute="reporter_ref", allow_none=True)
-    note = ma.fields.String(allow_none=True)
-    created_at = ma.fields.AwareDateTime()
-
-
 def comment_view(comment: Comment) -> Comment | dict:
     """The comment as the current key's role may see it."""
     role = current_role()
@@ -224,52 +218,10 @@ def _replay(site_id: int, idem_key: str, request_hash: str) -> Comment | None:
     return db.session.get(Comment, earlier.id)
 
 
-# The submission reads and writes with Core on the session's connection (same
-# transaction): the ORM's per-statement and unit-of-work overhead was most of the CPU
-# an ingest cost (docs/benchmarks.md). Rare paths (a new article or author) use the ORM.
 _IDEMPOTENT = sa.select(Comment.id, Comment.request_hash).where(
     Comment.site_id == sa.bindparam("site_id"),
     Comment.idempotency_key == sa.bindparam("idempotency_key"),
 )
-_ARTICLE = sa.select(
-    Article.id, Article.ref, Article.url, Article.title, Article.comments_open
-).where(Article.site_id == sa.bindparam("site_id"), Article.ref == sa.bindparam("ref"))
-_AUTHOR = sa.select(Author.id, Author.ref, Author.name).where(
-    Author.site_id == sa.bindparam("site_id"), Author.ref == sa.bindparam("ref")
-)
-_PARENT_ARTICLE = sa.select(Comment.article_id).where(Comment.id == sa.bindparam("id"))
-
-
-def _row(query: sa.Select, **params: Any) -> sa.Row | None:
-    return db.session.connection().execute(query, params).first()
-
-
-def _article_for_submit(site_id: int, ref: str) -> sa.Row:
-    """The article's row, created first when the site allows it; 404 or 409 otherwise."""
-    article = _row(_ARTICLE, site_id=site_id, ref=check_ref(ref))
-    if article is None:
-        if not g.site.lazy_articles:
-            abort(404, f"No article {ref!r} on this site; register it with PUT first.")
-        get_or_create(Article, site_id=site_id, ref=ref)
-        article = _row(_ARTICLE, site_id=site_id, ref=ref)
-    if not article.comments_open:
-        abort(409, f"Comments are closed on article {ref!r}.")
-    return article
-
-
-def _author_for_submit(site_id: int, author_in: dict) -> sa.Row | SimpleNamespace:
-    """The author's row, created on first use, its display name updated when it changed."""
-    author = _row(_AUTHOR, site_id=site_id, ref=author_in["id"])
-    name = author_in.get("name")
-    if author is None:
-        get_or_create(Author, site_id=site_id, ref=author_in["id"], defaults={"name": name})
-        author = _row(_AUTHOR, site_id=site_id, ref=author_in["id"])
-    if name and author.name != name:
-        db.session.connection().execute(
-            sa.update(Author).where(Author.id == author.id).values(name=name)
-        )
-        author = SimpleNamespace(id=author.id, ref=author.ref, name=name)
-    return author
 
 
 @blp.route("/articles/<ref>/comments", parameters=[REF_PARAM])
@@ -294,59 +246,31 @@ class ArticleComments(MethodView):
         if fields.get("client_ip"):
             ratelimit.check("ip", str(fields["client_ip"]))
 
-        article = _article_for_submit(site_id, ref)
-        parent_id = fields.get("parent_id")
-        if parent_id is not None:
-            parent = _row(_PARENT_ARTICLE, id=parent_id)
-            if parent is None or parent.article_id != article.id:
-                field_error("parent_id", "Must be a comment of the same article.")
-        author = _author_for_submit(site_id, fields["author"])
-        values = {
-            "site_id": site_id,
-            "article_id": article.id,
-            "author_id": author.id,
-            "parent_id": parent_id,
-            "body": fields["body"],
-            "status": CommentStatus.PENDING,
-            "reasons": [],
-            "client_ip": str(fields["client_ip"]) if fields.get("client_ip") else None,
-            "metadata": fields.get("metadata"),  # the column; the attribute is ``meta``
-            "idempotency_key": idem_key,
-            "request_hash": request_hash,
-            "request_id": logs.current_request_id(),
-            "created_at": utcnow(),
-        }
+        article = submission.article_for_submit(
+            site_id, check_ref(ref), lazy=lambda: g.site.lazy_articles
+        )
+        author_in = fields["author"]
+        author = submission.author_for_submit(site_id, author_in["id"], author_in.get("name"))
         try:
-            inserted = db.session.connection().execute(sa.insert(Comment.__table__), values)
+            comment = submission.submit(
+                site_id,
+                article,
+                author,
+                body=fields["body"],
+                actor=actor_name(),
+                parent_id=fields.get("parent_id"),
+                client_ip=str(fields["client_ip"]) if fields.get("client_ip") else None,
+                meta=fields.get("metadata"),
+                idempotency_key=idem_key,
+                request_hash=request_hash,
+                request_id=logs.current_request_id(),
+            )
         except sa.exc.IntegrityError:
             # A concurrent request with the same Idempotency-Key won the insert.
-            db.session.rollback()
             earlier = _replay(site_id, idem_key, request_hash) if idem_key else None
             if earlier is None:
                 raise
             return comment_view(earlier)
-        # The answer, the audit event and the webhook are built from what was inserted:
-        # no ORM object, so nothing is re-read after the commit (no second transaction,
-        # on SQLite no second write lock, around the XADD and the answer).
-        comment = SimpleNamespace(
-            **values,
-            id=inserted.inserted_primary_key[0],
-            meta=values["metadata"],
-            article=article,
-            author=author,
-            scores=None,
-            model=None,
-            language=None,
-            language_confidence=None,
-            scored_at=None,
-            decided_at=None,
-            decided_by=None,
-        )
-        lifecycle.record_created(comment, actor_name())
-        db.session.commit()
-        metrics.COMMENTS_INGESTED.inc()
-        if not stream.enqueue([comment.id]):
-            metrics.ENQUEUE_FAILURES.inc()
         return comment_view(comment)
 
     @blp.doc(security=[{}, *SECURITY])
@@ -423,10 +347,10 @@ class CommentResource(MethodView):
     def delete(self, comment_id: int):
         """Delete a comment (author or site request); audited, idempotent."""
         comment = comment_or_404(comment_id)
-        if comment.status != CommentStatus.DELETED:
-            lifecycle.move(
-                comment, CommentStatus.DELETED, actor=actor_name(), reason_code="deleted"
-            )
+        [comment] = locked(Comment.id == comment.id)
+        if moderate(
+            comment, CommentStatus.DELETED, actor=actor_name(), reason_code="deleted"
+        ).changed:
             db.session.commit()
         return comment_view(comment)
 

@@ -226,22 +226,3 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
             errors={"query": {"cursor": ["Not a valid cursor."]}},
         )
         raise  # unreachable: abort raises
-
-
-def get_or_create(model: type, defaults: dict[str, Any] | None = None, **keys: Any) -> Any:
-    """The row of ``model`` matching ``keys``, inserting it if absent; safe under races.
-
-    The insert runs in a savepoint so a concurrent insert of the same key
-    (unique constraint) costs a re-read, not the caller's transaction.
-    """
-    query = sa.select(model).filter_by(**keys)
-    row = db.session.scalar(query)
-    if row is not None:
-        return row
-    try:
-        with db.session.begin_nested():
-            row = model(**keys, **(defaults or {}))
-            db.session.add(row)
-    except sa.exc.IntegrityError:
-        row = db.session.scalar(query)
-    return row

@@ -10,14 +10,17 @@ from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from service import bulk, lifecycle
 from service.api.common import CleanString, Id, comment_or_404, owned_or_404
-from service.api.queue import QueueFilter, QueueItem, conditions, render_items
+from service.api.schemas import QueueFilter, QueueItem
 from service.auth import Role, actor_name, require
 from service.errors import abort, field_error
 from service.extensions import db
 from service.models import BulkAction, Comment, ModerationEvent
-from service.moderation.states import CommentStatus, can_move
+from service.moderation import bulk
+from service.moderation.locks import locked
+from service.moderation.moderate import REASON_CODES, moderate
+from service.moderation.review import conditions, render_items
+from service.moderation.states import CommentStatus
 
 blp = Blueprint(
     "decisions",
@@ -31,20 +34,6 @@ DECISIONS = {
     "hold": CommentStatus.HELD,
     "reject": CommentStatus.REJECTED,
 }
-# Coral's vocabulary, so reports across tools line up.
-REASON_CODES = (
-    "offensive",
-    "abusive",
-    "spam",
-    "banned_word",
-    "ad",
-    "illegal_content",
-    "harassment",
-    "misinformation",
-    "hate_speech",
-    "irrelevant",
-    "other",
-)
 
 
 class DecisionFields(ma.Schema):
@@ -147,10 +136,6 @@ class History(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(EventOut), metadata={"description": "Oldest first."})
 
 
-def _conflict(comment: Comment, message: str) -> None:
-    abort(409, message, current_status=comment.status)
-
-
 @blp.route("/comments/<int:comment_id>/decision")
 class Decision(MethodView):
     decorators = [require(Role.MODERATOR)]
@@ -162,35 +147,23 @@ class Decision(MethodView):
     @blp.alt_response(409, response="CONFLICT")
     def post(self, fields: dict, comment_id: int):
         """Approve, hold or reject one comment; approving or rejecting resolves its reports."""
-        found = bulk.locked(Comment.id == comment_id, Comment.site_id == g.site.id)
+        found = locked(Comment.id == comment_id, Comment.site_id == g.site.id)
         if not found:
             abort(404, f"No comment {comment_id} on this site.")
-        comment = found[0]
-        expected = fields.get("expected_status")
-        if expected is not None and comment.status != expected:
-            _conflict(comment, f"Comment {comment_id} is {comment.status} now, not {expected}.")
-        target = DECISIONS[fields["decision"]]
-        actor = actor_name()
-        changed = comment.status != target
-        if changed:
-            if not can_move(CommentStatus(comment.status), target):
-                _conflict(
-                    comment, f"Comment {comment_id} is {comment.status}; it cannot be {target}."
-                )
-            lifecycle.move(
-                comment,
-                target,
-                actor=actor,
-                reason_code=fields.get("reason_code"),
-                note=fields.get("note"),
-            )
-        resolved = 0
-        if target in bulk.RESOLVES_REPORTS:
-            resolved = bulk.resolve_reports([comment.id], actor)
+        [comment] = found
+        done = moderate(
+            comment,
+            DECISIONS[fields["decision"]],
+            actor=actor_name(),
+            expected=fields.get("expected_status"),
+            review=True,
+            reason_code=fields.get("reason_code"),
+            note=fields.get("note"),
+        )
         db.session.commit()
         return {
-            "changed": changed,
-            "resolved_reports": resolved,
+            "changed": bool(done.changed),
+            "resolved_reports": done.resolved_reports,
             "comment": render_items([comment])[0],
         }
 

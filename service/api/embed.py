@@ -10,14 +10,17 @@ from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from service import embed_tokens, lifecycle, logs, metrics, ratelimit, reports, stream
-from service.api.common import REF_PARAM, CleanString, Id, check_ref, get_or_create
+from service import embed_tokens, logs, ratelimit
+from service.api.common import REF_PARAM, CleanString, Id, check_ref
 from service.auth import Role, actor_name, require
 from service.embed_tokens import Reader
 from service.errors import abort, field_error
-from service.extensions import db
-from service.models import Article, Author, Comment, Site, SiteEvent, utcnow
+from service.extensions import db, get_or_create
+from service.models import Article, Author, Comment, Site, SiteEvent
+from service.moderation import reports
+from service.moderation import submit as submission
 from service.moderation.states import CommentStatus
+from service.moderation.submit import ArticleRow, AuthorRow
 
 blp = Blueprint(
     "embed",
@@ -191,7 +194,9 @@ def _author(site: Site, reader: Reader) -> Author:
     return author
 
 
-def _reader_view(comment: Comment, token: str | None = None) -> dict[str, Any]:
+def _reader_view(
+    comment: Comment | submission.Submitted, token: str | None = None
+) -> dict[str, Any]:
     status = comment.status
     return {
         "id": comment.id,
@@ -264,26 +269,19 @@ class EmbedComments(MethodView):
         ratelimit.check("author", f"{site.id}:{reader.ref}")
         article = _article(site, ref)
         parent_id = _approved_parent(article, fields.get("parent_id"))
-        comment = Comment(
-            site_id=site.id,
-            article=article,
-            author=_author(site, reader),
-            parent_id=parent_id,
+        author = _author(site, reader)
+        db.session.flush()  # a changed display name, before the Core insert reads it
+        comment = submission.submit(
+            site.id,
+            ArticleRow(article.id, article.ref, article.url, article.title, article.comments_open),
+            AuthorRow(author.id, author.ref, author.name),
             body=fields["body"],
-            status=CommentStatus.PENDING,
-            reasons=[],
+            actor=ACTOR,
+            parent_id=parent_id,
             client_ip=_client_ip(),
             meta={"via": "embed", "signed_in": reader.signed_in},
             request_id=logs.current_request_id(),
-            created_at=utcnow(),
         )
-        db.session.add(comment)
-        db.session.flush()
-        lifecycle.record_created(comment, ACTOR)
-        db.session.commit()
-        metrics.COMMENTS_INGESTED.inc()
-        if not stream.enqueue([comment.id]):
-            metrics.ENQUEUE_FAILURES.inc()
         return _reader_view(comment, embed_tokens.reader_token(comment.id))
 
 

@@ -14,107 +14,27 @@ from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from service.api.authors import effective_status
-from service.api.comments import ReportOut
 from service.api.common import (
     ID_MAX,
     REF_RE,
     REF_RULE,
-    CleanString,
-    DateTimeIn,
     PageArgs,
     check_moment,
     page_size,
 )
-from service.api.stats import Counts, queue_counts
+from service.api.schemas import ArticleRef, Counts, QueueFilter, QueueItem
 from service.auth import Role, require
 from service.errors import abort
 from service.extensions import db
-from service.models import Article, Author, Comment, Report, utcnow
-from service.moderation.policy import LABELS
-from service.moderation.states import CommentStatus
-from service.score_key import ScoreKey, literal
+from service.models import Article, Comment
+from service.moderation.review import conditions, queue_counts, render_items
+from service.score_key import ScoreKey
 
 blp = Blueprint(
     "queue", __name__, url_prefix="/v1/queue", description="What moderators review, and how much."
 )
 SECURITY = [{"bearerAuth": ["moderator"]}]  # the least role allowed (OpenAPI 3.1 roles)
 SORTS = ("created", "-created", "-score")
-COMMENT_FIELDS = (
-    "id",
-    "body",
-    "status",
-    "parent_id",
-    "scores",
-    "max_score",
-    "model",
-    "language",
-    "language_confidence",
-    "created_at",
-    "scored_at",
-    "decided_at",
-    "decided_by",
-)
-
-
-class QueueFilter(ma.Schema):
-    """The comments a queue (or a bulk decision's ``filter``) selects; all given must match."""
-
-    status = ma.fields.String(
-        load_default=CommentStatus.HELD.value,
-        validate=ma.validate.OneOf([s.value for s in CommentStatus]),
-        metadata={"description": "Comment status (default `held`)."},
-    )
-    reported = ma.fields.Boolean(
-        metadata={"description": "true: only comments with unresolved reports; false: none."}
-    )
-    article = ma.fields.String(
-        validate=ma.validate.Regexp(REF_RE, error=f"Expected {REF_RULE}."),
-        metadata={"description": "Article ref."},
-    )
-    author = CleanString(
-        validate=ma.validate.Length(min=1, max=200),
-        metadata={"description": "Author id (the site's user id)."},
-    )
-    reason = ma.fields.String(
-        validate=ma.validate.Regexp(r"^[a-z0-9_]{1,50}$", error="Expected a reason code."),
-        metadata={
-            "description": "A reason code the comment carries, e.g. `banned_word`, "
-            "`toxicity`, `link`, `reported`, `scoring_failed`."
-        },
-    )
-    label = ma.fields.String(
-        validate=ma.validate.OneOf(LABELS),
-        metadata={
-            "description": "Score label that min_score/max_score and sort=-score use "
-            "(default: the comment's highest label)."
-        },
-    )
-    min_score = ma.fields.Float(
-        allow_nan=False,
-        validate=ma.validate.Range(min=0, max=1),
-        metadata={"description": "Score at least this."},
-    )
-    max_score = ma.fields.Float(
-        allow_nan=False,
-        validate=ma.validate.Range(min=0, max=1),
-        metadata={"description": "Score at most this."},
-    )
-    language = ma.fields.String(
-        validate=ma.validate.Regexp(r"^[a-z]{2,3}$", error="Expected a language code like fr."),
-        metadata={"description": "Language the comment was read as (ISO 639-1 code, e.g. `fr`)."},
-    )
-    since = DateTimeIn(metadata={"description": "Submitted at or after (ISO 8601)."})
-    until = DateTimeIn(metadata={"description": "Submitted before (ISO 8601)."})
-
-    @ma.validates_schema
-    def _ranges(self, data: dict[str, Any], **kwargs: Any) -> None:
-        low, high = data.get("min_score"), data.get("max_score")
-        if low is not None and high is not None and low > high:
-            raise ma.ValidationError("Must not be above max_score.", "min_score")
-        since, until = data.get("since"), data.get("until")
-        if since is not None and until is not None and since >= until:
-            raise ma.ValidationError("Must be before until.", "since")
 
 
 class QueueArgs(QueueFilter, PageArgs):
@@ -126,42 +46,6 @@ class QueueArgs(QueueFilter, PageArgs):
             "first) or `-score` (highest score of `label`, or of any label, first)."
         },
     )
-
-
-class ArticleRef(ma.Schema):
-    ref = ma.fields.String()
-    title = ma.fields.String(allow_none=True)
-    url = ma.fields.String(allow_none=True)
-
-
-class AuthorSummary(ma.Schema):
-    id = ma.fields.String()
-    name = ma.fields.String(allow_none=True)
-    status = ma.fields.String(
-        metadata={"description": "active, trusted, premod or banned (expired suspensions: active)."}
-    )
-    approved_count = ma.fields.Integer()
-    rejected_count = ma.fields.Integer()
-
-
-class QueueItem(ma.Schema):
-    id = ma.fields.Integer()
-    body = ma.fields.String()
-    status = ma.fields.String()
-    parent_id = ma.fields.Integer(allow_none=True)
-    article = ma.fields.Nested(ArticleRef)
-    author = ma.fields.Nested(AuthorSummary)
-    scores = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Float(), allow_none=True)
-    max_score = ma.fields.Float(allow_none=True)
-    model = ma.fields.String(allow_none=True)
-    language = ma.fields.String(allow_none=True, metadata={"description": "Read as (ISO 639-1)."})
-    language_confidence = ma.fields.Float(allow_none=True)
-    reasons = ma.fields.List(ma.fields.Dict(), metadata={"description": "Why the policy decided."})
-    reports = ma.fields.List(ma.fields.Nested(ReportOut), metadata={"description": "Open reports."})
-    created_at = ma.fields.AwareDateTime()
-    scored_at = ma.fields.AwareDateTime(allow_none=True)
-    decided_at = ma.fields.AwareDateTime(allow_none=True)
-    decided_by = ma.fields.String(allow_none=True)
 
 
 class QueuePage(ma.Schema):
@@ -195,47 +79,6 @@ class CountsOut(ma.Schema):
     articles = ma.fields.List(ma.fields.Nested(ArticleCounts))
 
 
-def conditions(site_id: int, filters: dict[str, Any]) -> list[Any]:
-    """SQL conditions for a QueueFilter's fields, scoped to ``site_id``.
-
-    The status is rendered into the SQL (it is one of CommentStatus), so the partial
-    indexes over held comments match under generic plans too.
-    """
-    where = [Comment.site_id == site_id, Comment.status == literal(filters["status"])]
-    if "reported" in filters:
-        open_report = sa.exists().where(
-            Report.comment_id == Comment.id, Report.resolved_at.is_(None)
-        )
-        where.append(open_report if filters["reported"] else ~open_report)
-    if "article" in filters:
-        article_id = sa.select(Article.id).where(
-            Article.site_id == site_id, Article.ref == filters["article"]
-        )
-        where.append(Comment.article_id == article_id.correlate(None).scalar_subquery())
-    if "author" in filters:
-        author_id = sa.select(Author.id).where(
-            Author.site_id == site_id, Author.ref == filters["author"]
-        )
-        where.append(Comment.author_id == author_id.correlate(None).scalar_subquery())
-    if "reason" in filters:
-        code = filters["reason"].replace("_", "\\_")  # "_" is LIKE's any-character
-        where.append(Comment.reason_codes.like(f"% {code} %", escape="\\"))
-    if "language" in filters:
-        where.append(Comment.language == filters["language"])
-    # The sort key (-1 for no score) so the score indexes serve filters too; scores are
-    # probabilities, so ">= 0" keeps unscored comments out as a NULL comparison would.
-    score = ScoreKey(filters.get("label"))
-    if "min_score" in filters:
-        where.append(score >= filters["min_score"])
-    if "max_score" in filters:
-        where.append(sa.and_(score >= 0, score <= filters["max_score"]))
-    if "since" in filters:
-        where.append(Comment.created_at >= filters["since"])
-    if "until" in filters:
-        where.append(Comment.created_at < filters["until"])
-    return where
-
-
 def _encode(sort: str, value: Any, row_id: int) -> str:
     value = value.isoformat() if isinstance(value, datetime) else value
     raw = json.dumps([sort, value, row_id]).encode()
@@ -264,45 +107,6 @@ def _decode(cursor: str, sort: str) -> tuple[Any, int]:
             errors={"query": {"cursor": ["Not a valid cursor."]}},
         )
         raise  # unreachable: abort raises
-
-
-def open_reports(comment_ids: list[int]) -> dict[int, list[Report]]:
-    """Unresolved reports of ``comment_ids``, oldest first, by comment id."""
-    by_comment: dict[int, list[Report]] = {cid: [] for cid in comment_ids}
-    if comment_ids:
-        rows = db.session.scalars(
-            sa.select(Report)
-            .where(Report.comment_id.in_(comment_ids), Report.resolved_at.is_(None))
-            .order_by(Report.id)
-        )
-        for report in rows:
-            by_comment[report.comment_id].append(report)
-    return by_comment
-
-
-def render_items(comments: list[Comment]) -> list[dict[str, Any]]:
-    """Comments as QueueItems, with their open reports read in one query."""
-    reports = open_reports([comment.id for comment in comments])
-    now = utcnow()
-    items = []
-    for comment in comments:
-        author = comment.author
-        items.append(
-            {
-                **{name: getattr(comment, name) for name in COMMENT_FIELDS},
-                "article": comment.article,
-                "author": {
-                    "id": author.ref,
-                    "name": author.name,
-                    "status": effective_status(author, now),
-                    "approved_count": author.approved_count,
-                    "rejected_count": author.rejected_count,
-                },
-                "reasons": comment.reasons or [],
-                "reports": reports[comment.id],
-            }
-        )
-    return items
 
 
 @blp.route("")

@@ -1,4 +1,4 @@
-"""Schemas more than one blueprint reads: a site's moderation settings and their checks."""
+"""Schemas more than one blueprint reads: settings, queue filters and items, counts, reports."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 import marshmallow as ma
 from flask import current_app
 
-from service.api.common import CleanString
+from service.api.common import REF_RE, REF_RULE, CleanString, DateTimeIn
 from service.errors import abort
-from service.moderation.policy import LABELS
-from service.moderation.states import Mode
+from service.moderation.policy import LABELS, PolicySettings, SettingsError
+from service.moderation.states import CommentStatus, Mode
 
 THRESHOLD_HELP = (
     "Label → probability in [0, 1] at which the policy {verb}; null turns the "
@@ -72,25 +72,138 @@ class ModerationSettings(ma.Schema):
     )
 
 
-def effective(
-    overrides: Mapping[str, float | None] | None, defaults: Mapping[str, float]
-) -> dict[str, float | None]:
-    """Thresholds as the policy applies them: defaults, then the site's overrides."""
-    return {**defaults, **(overrides or {})}
+class StatusCounts(ma.Schema):
+    pending = ma.fields.Integer()
+    approved = ma.fields.Integer()
+    held = ma.fields.Integer()
+    rejected = ma.fields.Integer()
+    deleted = ma.fields.Integer()
 
 
-def check_order(hold_at: Mapping[str, Any], reject_at: Mapping[str, Any]) -> None:
-    """422 naming hold_at when a label would hold above where it rejects."""
-    wrong = sorted(
-        label
-        for label in LABELS
-        if hold_at.get(label) is not None
-        and reject_at.get(label) is not None
-        and hold_at[label] > reject_at[label]
+class ReportOut(ma.Schema):
+    id = ma.fields.Integer()
+    comment_id = ma.fields.Integer()
+    reason = ma.fields.String()
+    reporter_id = ma.fields.String(attribute="reporter_ref", allow_none=True)
+    note = ma.fields.String(allow_none=True)
+    created_at = ma.fields.AwareDateTime()
+
+
+class Counts(ma.Schema):
+    held = ma.fields.Integer()
+    reported = ma.fields.Integer(
+        metadata={"description": "Approved or held comments with unresolved reports."}
     )
-    if wrong:
-        abort(
-            422,
-            "Invalid hold_at: must not be above reject_at for " + ", ".join(wrong) + ".",
-            errors={"json": {"hold_at": {label: ["Above reject_at."] for label in wrong}}},
-        )
+    pending = ma.fields.Integer(metadata={"description": "Waiting for the scoring worker."})
+    oldest_pending_at = ma.fields.AwareDateTime(allow_none=True)
+    oldest_pending_s = ma.fields.Float(
+        allow_none=True,
+        metadata={"description": "Age of the oldest pending comment: large means stuck workers."},
+    )
+    oldest_held_at = ma.fields.AwareDateTime(allow_none=True)
+    oldest_held_s = ma.fields.Float(allow_none=True)
+
+
+class QueueFilter(ma.Schema):
+    """The comments a queue (or a bulk decision's ``filter``) selects; all given must match."""
+
+    status = ma.fields.String(
+        load_default=CommentStatus.HELD.value,
+        validate=ma.validate.OneOf([s.value for s in CommentStatus]),
+        metadata={"description": "Comment status (default `held`)."},
+    )
+    reported = ma.fields.Boolean(
+        metadata={"description": "true: only comments with unresolved reports; false: none."}
+    )
+    article = ma.fields.String(
+        validate=ma.validate.Regexp(REF_RE, error=f"Expected {REF_RULE}."),
+        metadata={"description": "Article ref."},
+    )
+    author = CleanString(
+        validate=ma.validate.Length(min=1, max=200),
+        metadata={"description": "Author id (the site's user id)."},
+    )
+    reason = ma.fields.String(
+        validate=ma.validate.Regexp(r"^[a-z0-9_]{1,50}$", error="Expected a reason code."),
+        metadata={
+            "description": "A reason code the comment carries, e.g. `banned_word`, "
+            "`toxicity`, `link`, `reported`, `scoring_failed`."
+        },
+    )
+    label = ma.fields.String(
+        validate=ma.validate.OneOf(LABELS),
+        metadata={
+            "description": "Score label that min_score/max_score and sort=-score use "
+            "(default: the comment's highest label)."
+        },
+    )
+    min_score = ma.fields.Float(
+        allow_nan=False,
+        validate=ma.validate.Range(min=0, max=1),
+        metadata={"description": "Score at least this."},
+    )
+    max_score = ma.fields.Float(
+        allow_nan=False,
+        validate=ma.validate.Range(min=0, max=1),
+        metadata={"description": "Score at most this."},
+    )
+    language = ma.fields.String(
+        validate=ma.validate.Regexp(r"^[a-z]{2,3}$", error="Expected a language code like fr."),
+        metadata={"description": "Language the comment was read as (ISO 639-1 code, e.g. `fr`)."},
+    )
+    since = DateTimeIn(metadata={"description": "Submitted at or after (ISO 8601)."})
+    until = DateTimeIn(metadata={"description": "Submitted before (ISO 8601)."})
+
+    @ma.validates_schema
+    def _ranges(self, data: dict[str, Any], **kwargs: Any) -> None:
+        low, high = data.get("min_score"), data.get("max_score")
+        if low is not None and high is not None and low > high:
+            raise ma.ValidationError("Must not be above max_score.", "min_score")
+        since, until = data.get("since"), data.get("until")
+        if since is not None and until is not None and since >= until:
+            raise ma.ValidationError("Must be before until.", "since")
+
+
+class ArticleRef(ma.Schema):
+    ref = ma.fields.String()
+    title = ma.fields.String(allow_none=True)
+    url = ma.fields.String(allow_none=True)
+
+
+class AuthorSummary(ma.Schema):
+    id = ma.fields.String()
+    name = ma.fields.String(allow_none=True)
+    status = ma.fields.String(
+        metadata={"description": "active, trusted, premod or banned (expired suspensions: active)."}
+    )
+    approved_count = ma.fields.Integer()
+    rejected_count = ma.fields.Integer()
+
+
+class QueueItem(ma.Schema):
+    id = ma.fields.Integer()
+    body = ma.fields.String()
+    status = ma.fields.String()
+    parent_id = ma.fields.Integer(allow_none=True)
+    article = ma.fields.Nested(ArticleRef)
+    author = ma.fields.Nested(AuthorSummary)
+    scores = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Float(), allow_none=True)
+    max_score = ma.fields.Float(allow_none=True)
+    model = ma.fields.String(allow_none=True)
+    language = ma.fields.String(allow_none=True, metadata={"description": "Read as (ISO 639-1)."})
+    language_confidence = ma.fields.Float(allow_none=True)
+    reasons = ma.fields.List(ma.fields.Dict(), metadata={"description": "Why the policy decided."})
+    reports = ma.fields.List(ma.fields.Nested(ReportOut), metadata={"description": "Open reports."})
+    created_at = ma.fields.AwareDateTime()
+    scored_at = ma.fields.AwareDateTime(allow_none=True)
+    decided_at = ma.fields.AwareDateTime(allow_none=True)
+    decided_by = ma.fields.String(allow_none=True)
+
+
+def settings_or_422(values: Mapping[str, Any], model: str | None) -> PolicySettings:
+    """The policy settings ``values`` make (thresholds in order); 422 naming the field."""
+    try:
+        return PolicySettings.from_site(values, model, ordered=True)
+    except SettingsError as exc:
+        abort(422, str(exc), errors={"json": {exc.field: exc.errors}})
+        raise  # unreachable: abort raises

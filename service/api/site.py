@@ -12,13 +12,13 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from service.api.common import CleanString, PageArgs, id_cursor, page_size
-from service.api.schemas import ModerationSettings, check_order, effective
+from service.api.schemas import ModerationSettings, settings_or_422
 from service.auth import Role, actor_name, require
 from service.errors import abort
 from service.extensions import db
 from service.labels import scorer_of
 from service.models import Site, SiteEvent
-from service.moderation.policy import UnsupportedLanguage, default_thresholds
+from service.moderation.policy import SITE_FIELDS, UnsupportedLanguage, shown, thresholds
 
 blp = Blueprint(
     "site",
@@ -27,23 +27,6 @@ blp = Blueprint(
     description="The moderation settings of the key's site.",
 )
 SECURITY = [{"bearerAuth": ["admin"]}]  # the least role allowed (OpenAPI 3.1 roles)
-SETTINGS = (
-    "name",
-    "origins",
-    "mode",
-    "hold_at",
-    "reject_at",
-    "banned_words",
-    "suspect_words",
-    "hold_links",
-    "new_author_premod",
-    "requeue_reports",
-    "lazy_articles",
-    "public_reads",
-    "language_scorers",
-    "unsupported_language",
-    "browser_submissions",
-)
 LANGUAGE_RE = r"^[a-z]{2,3}$"
 # The worker's scorer grammar (workers/scorers.py); whether one is loaded, workers decide.
 SCORER_RE = r"^(profanity-check|detoxify:\S{1,300})$"
@@ -107,6 +90,10 @@ class SiteSettings(ModerationSettings):
             raise ma.ValidationError(f"At most {limit} origins.")
 
 
+# What GET shows and PATCH may change: every field of the schema.
+SETTINGS = tuple(SiteSettings().fields)
+
+
 class SiteOut(SiteSettings):
     id = ma.fields.Integer()
     scorer = ma.fields.String(
@@ -141,9 +128,8 @@ def render(site: Site) -> dict[str, Any]:
     """The site with thresholds shown as applied (defaults filled in)."""
     out = {name: getattr(site, name) for name in (*SETTINGS, "id", "created_at", "updated_at")}
     out["scorer"] = scorer_of(site.id)
-    hold_defaults, reject_defaults = default_thresholds(out["scorer"])
-    out["hold_at"] = effective(site.hold_at, hold_defaults)
-    out["reject_at"] = effective(site.reject_at, reject_defaults)
+    hold_at, reject_at = thresholds(site.hold_at, site.reject_at, out["scorer"])
+    out["hold_at"], out["reject_at"] = shown(hold_at), shown(reject_at)
     out["language_scorers"] = site.language_scorers or {}
     out["embed_secret_set"] = bool(site.embed_secret)
     out["embed_previous_secret_expires_at"] = site.embed_previous_secret_expires_at
@@ -169,10 +155,9 @@ class SiteResource(MethodView):
         for name in ("hold_at", "reject_at"):
             if name in fields:
                 fields[name] = {**(getattr(site, name) or {}), **fields[name]}
-        hold_defaults, reject_defaults = default_thresholds(scorer_of(site.id))
-        hold_at = effective(fields.get("hold_at", site.hold_at), hold_defaults)
-        reject_at = effective(fields.get("reject_at", site.reject_at), reject_defaults)
-        check_order(hold_at, reject_at)
+        # Validated as the policy will read it: every setting, the scorer's defaults under.
+        stored = {name: getattr(site, name) for name in SITE_FIELDS}
+        settings_or_422({**stored, **fields}, scorer_of(site.id))
         if fields.get("browser_submissions") == "sso" and not site.embed_secret:
             abort(
                 422,

@@ -16,13 +16,13 @@ from sqlalchemy.orm import aliased
 
 from service import rollups
 from service.api.common import DateTimeIn
+from service.api.schemas import Counts
 from service.auth import Role, require
 from service.errors import abort
 from service.extensions import db
-from service.models import Comment, ModerationEvent, Report, utcnow
-from service.moderation.states import CommentStatus
+from service.models import Comment, ModerationEvent, utcnow
+from service.moderation.review import queue_counts
 from service.rollups import DECIDED, is_human, is_policy
-from service.score_key import literals
 
 blp = Blueprint(
     "stats",
@@ -38,21 +38,6 @@ OVERRIDES = {
     ("held", "approved"): "policy_held_moderator_approved",
     ("held", "rejected"): "policy_held_moderator_rejected",
 }
-
-
-class Counts(ma.Schema):
-    held = ma.fields.Integer()
-    reported = ma.fields.Integer(
-        metadata={"description": "Approved or held comments with unresolved reports."}
-    )
-    pending = ma.fields.Integer(metadata={"description": "Waiting for the scoring worker."})
-    oldest_pending_at = ma.fields.AwareDateTime(allow_none=True)
-    oldest_pending_s = ma.fields.Float(
-        allow_none=True,
-        metadata={"description": "Age of the oldest pending comment: large means stuck workers."},
-    )
-    oldest_held_at = ma.fields.AwareDateTime(allow_none=True)
-    oldest_held_s = ma.fields.Float(allow_none=True)
 
 
 class StatsArgs(ma.Schema):
@@ -143,72 +128,6 @@ class StatsOut(ma.Schema):
         ma.fields.Nested(LanguageCount),
         metadata={"description": "Comments received in the window by language, most first."},
     )
-
-
-def _ages(counts: dict[str, Any], now: datetime) -> dict[str, Any]:
-    for status in ("pending", "held"):
-        oldest = counts.get(f"oldest_{status}_at")
-        counts[f"oldest_{status}_s"] = None if oldest is None else (now - oldest).total_seconds()
-    return counts
-
-
-def queue_counts(
-    site_id: int, *, article_id: int | None = None, by_article: bool = False
-) -> dict[Any, dict[str, Any]]:
-    """Held, pending and reported counts (and oldest ages): the site's under key None.
-
-    With ``by_article``, also one entry per article id that has work waiting.
-    """
-    scope = [Comment.site_id == site_id]
-    if article_id is not None:
-        scope.append(Comment.article_id == article_id)
-    group = [Comment.article_id] if by_article else []
-    # Literal statuses: the partial index ix_comment_waiting_article then serves the counts.
-    waiting = db.session.execute(
-        sa.select(*group, Comment.status, sa.func.count(), sa.func.min(Comment.created_at))
-        .where(*scope, Comment.status.in_(literals(CommentStatus.HELD, CommentStatus.PENDING)))
-        .group_by(*group, Comment.status)
-    ).all()
-    reported = db.session.execute(
-        sa.select(*group, sa.func.count(sa.distinct(Comment.id)))
-        .join(Report, Report.comment_id == Comment.id)
-        .where(
-            *scope,
-            Report.site_id == site_id,
-            Report.resolved_at.is_(None),
-            Comment.status.in_((CommentStatus.APPROVED, CommentStatus.HELD)),
-        )
-        .group_by(*group)
-    ).all()
-    counts: dict[Any, dict[str, Any]] = {}
-
-    def entry(key: Any) -> dict[str, Any]:
-        return counts.setdefault(
-            key,
-            {
-                "held": 0,
-                "reported": 0,
-                "pending": 0,
-                "oldest_pending_at": None,
-                "oldest_held_at": None,
-            },
-        )
-
-    for row in waiting:
-        article, (status, count, oldest) = (row[0], row[1:]) if by_article else (None, row)
-        for key in {None, article}:
-            totals = entry(key)
-            totals[status] += count
-            previous = totals.get(f"oldest_{status}_at")
-            if previous is None or oldest < previous:
-                totals[f"oldest_{status}_at"] = oldest
-    for row in reported:
-        article, count = (row[0], row[1]) if by_article else (None, row[0])
-        for key in {None, article}:
-            entry(key)["reported"] += count
-    entry(None)
-    now = utcnow()
-    return {key: _ages(value, now) for key, value in counts.items()}
 
 
 def percentile(values: list[float], q: float) -> float | None:

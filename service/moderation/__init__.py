@@ -1,1 +1,7 @@
-"""Moderation rules: comment states and the policy, pure functions over plain data."""
+"""The moderation domain: the rules and the one place a comment's status changes.
+
+``states`` (statuses and allowed moves) and ``policy`` (scores and settings in, a
+decision out) are pure; ``moderate`` is the one entry point for every status change,
+on rows locked through ``locks``; ``submit``, ``reports``, ``bulk``, ``authors`` and
+``review`` are the operations the API and the scoring worker call.
+"""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -113,20 +113,61 @@ class UnsupportedLanguage(StrEnum):
     SCORE = "score"  # scored by the fallback language's scorer, the reason recorded
 
 
+class SettingsError(ValueError):
+    """Settings the policy cannot apply: ``field`` names the setting, ``errors`` the details."""
+
+    def __init__(self, field: str, message: str, errors: Any = None) -> None:
+        super().__init__(f"Invalid {field}: {message}")
+        self.field = field
+        self.errors = errors if errors is not None else [message]
+
+
 def _thresholds(defaults: Mapping[str, float], overrides: Any, key: str) -> Mapping[str, float]:
     """Defaults with ``overrides`` applied per label; ``None`` turns a label off."""
     merged = dict(defaults)
     for label, value in (overrides or {}).items():
         if label not in defaults:
-            raise ValueError(f"{key}: unknown label {label!r}")
+            raise SettingsError(key, f"unknown label {label!r}")
         if value is None:
             merged.pop(label, None)
             continue
         threshold = float(value)
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"{key}.{label}: {value!r} is not between 0 and 1")
+            raise SettingsError(key, f"{label}: {value!r} is not between 0 and 1")
         merged[label] = threshold
     return MappingProxyType(merged)
+
+
+def thresholds(
+    hold_at: Any, reject_at: Any, model: str | None = None
+) -> tuple[Mapping[str, float], Mapping[str, float]]:
+    """(hold_at, reject_at) as the policy applies them: the defaults of the scorer behind
+    ``model``, a site's overrides per label; a label set to ``None`` is off (absent)."""
+    hold_defaults, reject_defaults = default_thresholds(model)
+    return (
+        _thresholds(hold_defaults, hold_at, "hold_at"),
+        _thresholds(reject_defaults, reject_at, "reject_at"),
+    )
+
+
+def shown(applied: Mapping[str, float]) -> dict[str, float | None]:
+    """Every label's applied threshold, ``None`` where it is off: how the API shows them."""
+    return {label: applied.get(label) for label in LABELS}
+
+
+def check_order(hold_at: Mapping[str, float], reject_at: Mapping[str, float]) -> None:
+    """SettingsError naming hold_at when a label would hold above where it rejects."""
+    wrong = sorted(
+        label
+        for label in LABELS
+        if label in hold_at and label in reject_at and hold_at[label] > reject_at[label]
+    )
+    if wrong:
+        raise SettingsError(
+            "hold_at",
+            "must not be above reject_at for " + ", ".join(wrong) + ".",
+            {label: ["Above reject_at."] for label in wrong},
+        )
 
 
 def _words(value: Iterable[str] | None) -> WordList:
@@ -155,9 +196,9 @@ class PolicySettings:
 
         Thresholds override only the labels they name, over the defaults of the scorer
         behind ``model`` (see default_thresholds); a label set to ``None`` is not checked.
-        Unknown labels and thresholds outside 0..1 raise ``ValueError``.
+        Unknown labels and thresholds outside 0..1 raise SettingsError (a ValueError).
         """
-        hold_defaults, reject_defaults = default_thresholds(model)
+        hold_at, reject_at = thresholds(d.get("hold_at"), d.get("reject_at"), model)
 
         def get(key: str, default: Any) -> Any:
             value = d.get(key)
@@ -165,8 +206,8 @@ class PolicySettings:
 
         return cls(
             mode=Mode(get("mode", Mode.POST)),
-            hold_at=_thresholds(hold_defaults, d.get("hold_at"), "hold_at"),
-            reject_at=_thresholds(reject_defaults, d.get("reject_at"), "reject_at"),
+            hold_at=hold_at,
+            reject_at=reject_at,
             banned_words=_words(d.get("banned_words")),
             suspect_words=_words(d.get("suspect_words")),
             hold_links=bool(get("hold_links", False)),
@@ -176,6 +217,29 @@ class PolicySettings:
                 get("unsupported_language", UnsupportedLanguage.HOLD)
             ),
         )
+
+    @classmethod
+    def from_site(
+        cls, site: Any, model: str | None = None, *, ordered: bool = False
+    ) -> PolicySettings:
+        """The settings a site stores (a Site row, or a mapping of its columns by name).
+
+        The one way stored settings become policy settings: the worker, the drop-in faces,
+        simulation, and PATCH /v1/site, which validates what it would store through it with
+        ``ordered`` (no label may hold above where it rejects, the scorer's defaults
+        included; not asked of stored settings, which a change of scorer's defaults must
+        not make unusable). Raises SettingsError naming the field.
+        """
+        if not isinstance(site, Mapping):
+            site = {name: getattr(site, name) for name in SITE_FIELDS}
+        settings = cls.from_mapping(site, model)
+        if ordered:
+            check_order(settings.hold_at, settings.reject_at)
+        return settings
+
+
+# The Site columns the policy reads: named like PolicySettings' fields.
+SITE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(PolicySettings))
 
 
 @dataclass(frozen=True)

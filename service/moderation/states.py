@@ -1,4 +1,14 @@
-"""Comment states and the moves allowed between them (DESIGN.md, Comment states)."""
+"""Comment states and the moves allowed between them; author states; moderation modes.
+
+    pending  --policy-->     approved | held | rejected
+    held     --moderator-->  approved | rejected
+    approved <--moderator--> rejected       (overrides are audited too)
+    approved --reports-->    held           (site.requeue_reports; 0 = never)
+    any      --delete-->     deleted        (nothing leaves deleted)
+
+Moderators may also hold an approved or rejected comment again. Every move goes
+through ``service.moderation.moderate.moderate``, which checks it against ALLOWED_MOVES.
+"""
 
 from enum import StrEnum
 
@@ -38,3 +48,8 @@ ALLOWED_MOVES: dict[CommentStatus, frozenset[CommentStatus]] = {
 def can_move(from_status: CommentStatus, to_status: CommentStatus) -> bool:
     """True when the state machine allows ``from_status -> to_status``."""
     return to_status in ALLOWED_MOVES[CommentStatus(from_status)]
+
+
+def sources(to_status: CommentStatus) -> list[CommentStatus]:
+    """The statuses from which the state machine allows a move to ``to_status``."""
+    return [status for status, targets in ALLOWED_MOVES.items() if to_status in targets]

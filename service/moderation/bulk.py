@@ -9,18 +9,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import contains_eager
 
-from service import lifecycle
 from service.extensions import db
-from service.models import Author, BulkAction, Comment, ModerationEvent, Report, utcnow
-from service.moderation.states import ALLOWED_MOVES, CommentStatus, can_move
+from service.models import BulkAction, Comment, ModerationEvent, utcnow
+from service.moderation.locks import locked
+from service.moderation.moderate import MoveConflict, moderate
+from service.moderation.states import CommentStatus, sources
 
 log = logging.getLogger(__name__)
 
 UNDO = "undo"
-# Approving or rejecting answers a comment's reports; holding it only defers the answer.
-RESOLVES_REPORTS = (CommentStatus.APPROVED, CommentStatus.REJECTED)
 # Comments per IN list when counting or checking explicit ids (well under SQLite's variable cap).
 ID_BATCH = 1000
 
@@ -32,44 +30,6 @@ class NotUndoable(Exception):
 def new_id() -> str:
     """A new bulk action id."""
     return str(uuid.uuid4())
-
-
-def sources(to_status: CommentStatus) -> list[CommentStatus]:
-    """The statuses from which the state machine allows a move to ``to_status``."""
-    return [status for status, targets in ALLOWED_MOVES.items() if to_status in targets]
-
-
-def locked(*where: Any) -> list[Comment]:
-    """Comments matching ``where`` with article and author, row-locked, freshly read.
-
-    Comment and author rows are locked (FOR UPDATE on Postgres; SQLite's BEGIN IMMEDIATE
-    serialises writers already) so concurrent decisions never both move a comment and
-    author counters are not lost. Rows come by author, then comment, the order the
-    scoring worker locks in, so the two never deadlock.
-    """
-    statement = (
-        sa.select(Comment)
-        .join(Comment.article)
-        .join(Comment.author)
-        .options(contains_eager(Comment.article), contains_eager(Comment.author))
-        .where(*where)
-        .order_by(Comment.author_id, Comment.id)
-        .with_for_update(of=[Comment, Author])
-        .execution_options(populate_existing=True)
-    )
-    return list(db.session.scalars(statement))
-
-
-def resolve_reports(comment_ids: list[int], actor: str) -> int:
-    """Mark the open reports of ``comment_ids`` resolved by ``actor``; returns how many."""
-    if not comment_ids:
-        return 0
-    result = db.session.execute(
-        sa.update(Report)
-        .where(Report.comment_id.in_(comment_ids), Report.resolved_at.is_(None))
-        .values(resolved_at=utcnow(), resolved_by=actor)
-    )
-    return result.rowcount
 
 
 @dataclass(frozen=True)
@@ -192,18 +152,16 @@ def run(
         for ids in selection.chunks(chunk_size, movable):
             # Conditions again, under the lock: a comment decided meanwhile is skipped.
             comments = locked(Comment.id.in_(ids), *selection.conditions(movable))
-            for comment in comments:
-                lifecycle.move(
-                    comment,
-                    to_status,
-                    actor=actor,
-                    reason_code=reason_code,
-                    note=note,
-                    bulk_id=action_id,
-                )
-            if to_status in RESOLVES_REPORTS:
-                resolve_reports([comment.id for comment in comments], actor)
-            _add_counts(action_id, changed=len(comments))
+            done = moderate(
+                comments,
+                to_status,
+                actor=actor,
+                review=True,
+                reason_code=reason_code,
+                note=note,
+                bulk_id=action_id,
+            )
+            _add_counts(action_id, changed=done.changed)
             db.session.commit()
     except Exception:
         db.session.rollback()
@@ -255,22 +213,20 @@ def undo(action: BulkAction, *, actor: str, chunk_size: int) -> BulkAction:
             restored = 0
             for event in events:
                 comment = comments.get(event.comment_id)
-                if (
-                    comment is None
-                    or comment.status != event.to_status
-                    or event.from_status is None
-                    or not can_move(CommentStatus(comment.status), event.from_status)
-                ):
+                if comment is None or event.from_status is None:
                     continue
-                lifecycle.move(
-                    comment,
-                    CommentStatus(event.from_status),
-                    actor=actor,
-                    reason_code=UNDO,
-                    note=note,
-                    bulk_id=undo_id,
-                )
-                restored += 1
+                try:
+                    restored += moderate(
+                        comment,
+                        CommentStatus(event.from_status),
+                        actor=actor,
+                        expected=event.to_status,  # moved again since: left as it is
+                        reason_code=UNDO,
+                        note=note,
+                        bulk_id=undo_id,
+                    ).changed
+                except MoveConflict:
+                    continue  # changed since, or cannot go back (nothing returns to pending)
             _add_counts(undo_id, matched=len(events), changed=restored)
             db.session.commit()
     except Exception:

@@ -1,14 +1,17 @@
-"""Reader reports: one open report per reader and comment; enough of them requeue a comment."""
+"""Reader reports: one open report per reader and comment; enough of them re-hold a comment."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from service import bulk, lifecycle, outbox
-from service.errors import abort
+from service import outbox
 from service.extensions import db
 from service.models import Comment, Report
+from service.moderation.locks import locked
+from service.moderation.moderate import MoveConflict, moderate
 from service.moderation.states import CommentStatus
+
+REASON = "reported"
 
 
 def file_report(
@@ -20,14 +23,15 @@ def file_report(
     actor: str,
     requeue_reports: int,
 ) -> Report:
-    """Store a reader's report (or return their open one) and requeue the comment if due.
+    """Store a reader's report (or return their open one) and re-hold the comment if due.
 
-    The caller has checked the comment is its site's; the caller commits.
+    The caller has checked the comment is its site's; the caller commits. A deleted
+    comment refuses reports (MoveConflict: the API answers 409).
     """
-    # Locked, so concurrent reports count each other and requeue it once.
-    comment = bulk.locked(Comment.id == comment_id)[0]
+    # Locked, so concurrent reports count each other and re-hold it once.
+    comment = locked(Comment.id == comment_id)[0]
     if comment.status == CommentStatus.DELETED:
-        abort(409, f"Comment {comment_id} is deleted.")
+        raise MoveConflict(comment, f"Comment {comment_id} is deleted.")
     if reporter:
         earlier = db.session.scalar(
             sa.select(Report).where(
@@ -57,11 +61,11 @@ def file_report(
         ),
         comment_id=comment.id,
     )
-    _requeue_if_reported(comment, actor, requeue_reports)
+    _hold_if_reported(comment, actor, requeue_reports)
     return report
 
 
-def _requeue_if_reported(comment: Comment, actor: str, threshold: int) -> None:
+def _hold_if_reported(comment: Comment, actor: str, threshold: int) -> None:
     """Send an approved comment back to held once its open reports reach the threshold."""
     if not threshold or comment.status != CommentStatus.APPROVED:
         return
@@ -72,12 +76,13 @@ def _requeue_if_reported(comment: Comment, actor: str, threshold: int) -> None:
     )
     if open_reports < threshold:
         return
-    reasons = [r for r in comment.reasons or [] if r.get("code") != "reported"]
-    lifecycle.move(
+    reasons = [r for r in comment.reasons or [] if r.get("code") != REASON]
+    moderate(
         comment,
         CommentStatus.HELD,
         actor=actor,
-        reason_code="reported",
+        expected=CommentStatus.APPROVED,
+        reason_code=REASON,
         note=f"{open_reports} open reports",
-        reasons=[*reasons, {"code": "reported", "reports": open_reports}],
+        reasons=[*reasons, {"code": REASON, "reports": open_reports}],
     )

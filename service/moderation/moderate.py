@@ -1,0 +1,195 @@
+"""The one entry point that changes a comment's status: ``moderate()``.
+
+Every status change goes through it: the scoring worker's policy decisions and
+``scoring_failed`` holds, a moderator's single and bulk decisions and their undo, the
+re-hold of a reported comment, the rejection of a banned author's comments, deletes and
+erasure. In order, it
+
+1. refuses, before changing anything, a comment that is not in the ``expected`` status
+   or a move the state machine does not allow (``states.ALLOWED_MOVES``): one
+   ``Conflict`` carrying the comment's current status, which the API answers with 409;
+2. leaves a comment already in ``to_status`` as it is (no event: nothing changed);
+3. moves the others, keeping the author's approved/rejected counters and the queue's
+   derived columns true, and stamps who decided and when;
+4. writes one ModerationEvent per move (the audit trail) and the ``comment.<status>``
+   webhook outbox rows;
+5. for a moderator's review (``review=True``), resolves the open reports of every
+   comment approved or rejected: that answers them; holding only defers the answer.
+
+All of it in the caller's transaction, on rows the caller locked with
+``locks.locked`` (the caller commits). Decisions are counted in the metrics once
+the transaction commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from service import metrics, outbox
+from service.errors import Conflict
+from service.extensions import db
+from service.models import Comment, ModerationEvent, Report, utcnow
+from service.moderation.states import CommentStatus, can_move
+
+POLICY = "policy"  # the actor of the scoring worker's decisions
+# Why a moderator decided: Coral's vocabulary, so reports across tools line up.
+REASON_CODES = (
+    "offensive",
+    "abusive",
+    "spam",
+    "banned_word",
+    "ad",
+    "illegal_content",
+    "harassment",
+    "misinformation",
+    "hate_speech",
+    "irrelevant",
+    "other",
+)
+# Approving or rejecting answers a comment's reports; holding it only defers the answer.
+RESOLVES_REPORTS = (CommentStatus.APPROVED, CommentStatus.REJECTED)
+
+
+class MoveConflict(Conflict):
+    """A comment is not where the caller expected, or cannot go where it was asked."""
+
+    def __init__(self, comment: Comment, message: str) -> None:
+        super().__init__(message, current_status=comment.status)
+        self.comment_id = comment.id
+        self.current_status = CommentStatus(comment.status)
+
+
+@dataclass(frozen=True)
+class Moderated:
+    """What one ``moderate`` call did."""
+
+    changed: int  # comments moved
+    resolved_reports: int  # open reports now resolved
+
+
+def moderate(
+    comments: Comment | Iterable[Comment],
+    to_status: CommentStatus,
+    *,
+    actor: str,
+    expected: str | None = None,
+    review: bool = False,
+    reason_code: str | None = None,
+    note: str | None = None,
+    reasons: list[dict[str, Any]] | None = None,
+    scores: dict[str, float] | None = None,
+    model: str | None = None,
+    bulk_id: str | None = None,
+) -> Moderated:
+    """Move ``comments`` (one, or many of one site) to ``to_status``; see the module's steps.
+
+    ``reasons`` and ``scores`` (the policy's) replace the comment's; ``bulk_id`` tags the
+    events of a bulk action so it can be undone. Raises MoveConflict, changing nothing.
+    """
+    comments = [comments] if isinstance(comments, Comment) else list(comments)
+    for comment in comments:
+        _check(comment, to_status, expected)
+    moved = [comment for comment in comments if comment.status != to_status]
+    for comment in moved:
+        _move(comment, to_status, actor, reason_code, note, reasons, scores, model, bulk_id)
+    resolved = 0
+    if review and to_status in RESOLVES_REPORTS:
+        resolved = resolve_reports([comment.id for comment in comments], actor)
+    return Moderated(changed=len(moved), resolved_reports=resolved)
+
+
+def _check(comment: Comment, to_status: CommentStatus, expected: str | None) -> None:
+    if expected is not None and comment.status != expected:
+        raise MoveConflict(
+            comment, f"Comment {comment.id} is {comment.status} now, not {expected}."
+        )
+    if comment.status != to_status and not can_move(CommentStatus(comment.status), to_status):
+        raise MoveConflict(
+            comment, f"Comment {comment.id} is {comment.status}; it cannot be {to_status}."
+        )
+
+
+def _move(
+    comment: Comment,
+    to_status: CommentStatus,
+    actor: str,
+    reason_code: str | None,
+    note: str | None,
+    reasons: list[dict[str, Any]] | None,
+    scores: dict[str, float] | None,
+    model: str | None,
+    bulk_id: str | None,
+) -> None:
+    from_status = CommentStatus(comment.status)
+    _count(comment, from_status, -1)
+    comment.status = to_status
+    _count(comment, to_status, +1)
+    comment.decided_at = utcnow()
+    comment.decided_by = actor
+    if reasons is not None:
+        comment.reasons = reasons
+        codes = dict.fromkeys(reason["code"] for reason in reasons)
+        comment.reason_codes = f" {' '.join(codes)} " if codes else None
+    if scores is not None:
+        comment.scores = scores
+        comment.max_score = max(scores.values(), default=None)
+    db.session.add(
+        ModerationEvent(
+            site_id=comment.site_id,
+            comment_id=comment.id,
+            from_status=from_status,
+            to_status=to_status,
+            actor=actor,
+            reason_code=reason_code,
+            note=note,
+            reasons=reasons,
+            scores=scores,
+            model=model,
+            bulk_id=bulk_id,
+        )
+    )
+    outbox.comment_event(comment, previous_status=from_status, actor=actor, bulk_id=bulk_id)
+    kind = "policy" if actor == POLICY else "moderator"
+    db.session.info.setdefault(_DECIDED, []).append((str(to_status), kind))
+
+
+def _count(comment: Comment, status: CommentStatus, delta: int) -> None:
+    # Author counters feed new_author_premod and the moderator's view of an author.
+    author = comment.author
+    if status == CommentStatus.APPROVED:
+        author.approved_count += delta
+    elif status == CommentStatus.REJECTED:
+        author.rejected_count += delta
+
+
+def resolve_reports(comment_ids: list[int], actor: str) -> int:
+    """Mark the open reports of ``comment_ids`` resolved by ``actor``; returns how many."""
+    if not comment_ids:
+        return 0
+    result = db.session.execute(
+        sa.update(Report)
+        .where(Report.comment_id.in_(comment_ids), Report.resolved_at.is_(None))
+        .values(resolved_at=utcnow(), resolved_by=actor)
+    )
+    return result.rowcount
+
+
+_DECIDED = "civility.decisions"
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _count_decisions(session: Session) -> None:
+    # Counted once committed: a change rolled back never happened.
+    for outcome, kind in session.info.pop(_DECIDED, ()):
+        metrics.DECISIONS.labels(outcome, kind).inc()
+
+
+@sa.event.listens_for(Session, "after_transaction_end")
+def _forget_decisions(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_DECIDED, None)
