@@ -34,6 +34,30 @@ REDIS_URL = os.environ.get("CIVILITY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
 RUN_ID = uuid.uuid4().hex[:8]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "backends(*names): run the test on these database backends only (the other "
+        "backends' runs are deselected, not skipped: they were never meant to run)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the backend runs a ``backends`` mark rules out."""
+    keep, drop = [], []
+    for item in items:
+        mark = item.get_closest_marker("backends")
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("database_url") if callspec else None
+        if mark is not None and backend is not None and backend not in mark.args:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def postgres_database(name: str) -> str:
     """Create an empty Postgres database and return its URL."""
     admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")

@@ -12,6 +12,7 @@ from bench.scale import seed
 from service.extensions import db
 from service.moderation.policy import LABELS
 from service.score_key import index_name
+from tests.marks import POSTGRES_ONLY
 
 NEW_INDEXES = {
     "comment": {
@@ -45,9 +46,9 @@ def test_migrations_create_the_scale_indexes(app):
 
 @pytest.fixture
 def seeded(app, site) -> Iterator[dict[str, Any]]:
-    """SEEDED comments of a year on ``site``, vacuumed and analyzed (Postgres only)."""
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("plans are checked on Postgres, the production database")
+    """SEEDED comments of a year on ``site``, vacuumed and analyzed (Postgres only: plans
+    are checked on Postgres, the production database; the tests are marked so)."""
+    assert db.engine.dialect.name == "postgresql", "mark the test POSTGRES_ONLY"
     # An open transaction of ours would keep VACUUM from marking pages all-visible, and
     # the planner from pricing index-only scans as such.
     db.session.close()
@@ -101,6 +102,7 @@ def request(client, site, method: str, path: str, params: dict[str, Any]) -> Non
     assert answer.status_code == 200, answer.get_json()
 
 
+@POSTGRES_ONLY
 def test_score_sort_by_label_reads_the_labels_held_index(client, site, seeded, statements):
     query = {"status": "held", "sort": "-score", "label": "toxicity"}
     request(client, site, "GET", "/v1/queue", query)
@@ -110,12 +112,14 @@ def test_score_sort_by_label_reads_the_labels_held_index(client, site, seeded, s
     assert "ix_comment_held_toxicity_score" in indexes
 
 
+@POSTGRES_ONLY
 def test_score_sort_without_label_reads_a_max_score_index(client, site, seeded, statements):
     request(client, site, "GET", "/v1/queue", {"sort": "-score"})
     [(_, indexes)] = used(statements, "comment JOIN article")
     assert indexes & {"ix_comment_held_max_score", "ix_comment_site_status_max_score"}
 
 
+@POSTGRES_ONLY
 def test_dry_run_counts_once_through_the_labels_index(client, site, seeded, statements):
     body = {
         "filter": {"status": "held", "label": "toxicity", "min_score": 0.9},
@@ -128,6 +132,7 @@ def test_dry_run_counts_once_through_the_labels_index(client, site, seeded, stat
     assert "ix_comment_held_toxicity_score" in counts[0][1]
 
 
+@POSTGRES_ONLY
 def test_counts_by_article_read_the_waiting_and_open_report_indexes(
     client, site, seeded, statements
 ):
@@ -142,6 +147,7 @@ def test_counts_by_article_read_the_waiting_and_open_report_indexes(
     assert "ix_report_site_open" in plan_indexes(statement, parameters, seqscan=False)
 
 
+@POSTGRES_ONLY
 def test_stats_read_decisions_and_reports_from_their_indexes(client, site, seeded, statements):
     request(client, site, "GET", "/v1/stats", {})
     events = used(statements, "moderation_event")
