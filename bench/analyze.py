@@ -120,7 +120,9 @@ def offer(url: str, key: str, texts: list[str], rate: float | None, duration: fl
     }
 
 
-def raw_rate(spec: str, config_dir: str | None, texts: list[str], threads: int) -> float:
+def raw_rate(
+    spec: str, config_dir: str | None, texts: list[str], threads: int, precision: str
+) -> float:
     """Texts/s of the scorer itself, batched as the saturated worker batches them."""
     import torch
 
@@ -128,7 +130,7 @@ def raw_rate(spec: str, config_dir: str | None, texts: list[str], threads: int) 
 
     if threads:
         torch.set_num_threads(threads)
-    scorer = load_scorer(spec, "none", config_dir=config_dir, max_tokens=256)
+    scorer = load_scorer(spec, "none", config_dir=config_dir, max_tokens=256, precision=precision)
     batch = SATURATION_CALLERS
     scorer.score(texts[:batch])  # warm up
     began = time.perf_counter()
@@ -161,7 +163,7 @@ def run_scorer(name: str, spec: str, config_dir: str | None, args, texts) -> lis
     import redis
 
     threads = args.model_threads
-    raw = raw_rate(spec, config_dir, texts, threads)
+    raw = raw_rate(spec, config_dir, texts, threads, args.precision)
     print(f"{name}: raw batched scorer {raw:.1f} texts/s", flush=True)
     civility = Civility("sqlite", RATELIMIT_ENABLED="false")
     rows = []
@@ -171,6 +173,7 @@ def run_scorer(name: str, spec: str, config_dir: str | None, args, texts) -> lis
             "CIVILITY_SCORER": spec,
             "CIVILITY_SCORER_FALLBACK": "none",
             "CIVILITY_MODEL_THREADS": str(threads),
+            "CIVILITY_MODEL_PRECISION": args.precision,
             "CIVILITY_HEARTBEAT_S": "1",
         }
         if config_dir:
@@ -204,7 +207,7 @@ def run_scorer(name: str, spec: str, config_dir: str | None, args, texts) -> lis
     return rows
 
 
-def plot(rows: list[dict]) -> None:
+def plot(rows: list[dict], name: str) -> None:
     plt = pyplot()
     fig, axis = plt.subplots(figsize=(8, 4.5))
     for scorer in dict.fromkeys(r["scorer"] for r in rows):
@@ -236,7 +239,7 @@ def plot(rows: list[dict]) -> None:
     axis.legend(fontsize=7)
     fig.tight_layout()
     DOCS.mkdir(exist_ok=True)
-    fig.savefig(DOCS / "bench-analyze.png", dpi=110)
+    fig.savefig(DOCS / name, dpi=110)
 
 
 def main() -> None:
@@ -246,6 +249,9 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=1000, help="comments in the backlog")
     parser.add_argument("--model-threads", type=int, default=0, help="CIVILITY_MODEL_THREADS")
     parser.add_argument("--scorers", default="bert-base,profanity-check")
+    parser.add_argument(
+        "--precision", default="auto", help="CIVILITY_MODEL_PRECISION (auto, fp32, bf16, int8)"
+    )
     parser.add_argument("--quick", action="store_true", help="5 s per rate, 200 comments")
     args = parser.parse_args()
     if args.quick:
@@ -279,8 +285,10 @@ def main() -> None:
     print("\n" + "\n".join(lines))
     result = {**run_record("analyze.py", started, load_start), "rows": rows, "tables": lines}
     print(f"\nload average: start {load_start}, end {result['loadavg_end']}")
-    plot(rows)
-    write_result("analyze", result)
+    suffix = "" if args.precision == "auto" else f"-{args.precision}"
+    result["precision"] = args.precision
+    plot(rows, f"bench-analyze{suffix}.png")
+    write_result(f"analyze{suffix}", result)
 
 
 if __name__ == "__main__":
