@@ -50,8 +50,9 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait(self, timeout: float = 30) -> int:
-        """The exit status; fails the test (with the log) when it does not exit in time."""
+    def wait(self, timeout: float = 90) -> int:
+        """The exit status; fails the test (with the log) when it does not exit in time
+        (a burst worker loads its model first: slow on a busy machine, see wait_for)."""
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -75,9 +76,13 @@ def detoxify_settings(tiny_checkpoint: tuple[Path, Path], **settings: Any) -> di
 
 
 def wait_for(
-    check: Callable[[], T], what: str, worker: WorkerProcess | None = None, timeout: float = 20
+    check: Callable[[], T], what: str, worker: WorkerProcess | None = None, timeout: float = 60
 ) -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds.
+
+    The default is generous on purpose: a worker subprocess imports torch and loads its
+    model first, which takes tens of seconds on a busy 2-core machine running the suite
+    in parallel; waiting longer costs nothing when it is quick."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
