@@ -14,6 +14,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from service import logs, ratelimit
+from service.api import cursor
 from service.api.common import (
     REF_PARAM,
     CleanString,
@@ -22,8 +23,6 @@ from service.api.common import (
     article_or_404,
     check_ref,
     comment_or_404,
-    decode_cursor,
-    encode_cursor,
     is_blank,
     page_size,
 )
@@ -293,12 +292,13 @@ class ArticleComments(MethodView):
         )
         if args.get("cursor"):
             after = sa.tuple_(*key)
-            bound = sa.tuple_(*(sa.literal(v) for v in decode_cursor(args["cursor"])))
+            position = cursor.decode(args["cursor"], (cursor.moment, cursor.row_id))
+            bound = sa.tuple_(*(sa.literal(v) for v in position))
             query = query.where(after < bound if newest else after > bound)
         order = [c.desc() for c in key] if newest else list(key)
         rows = db.session.scalars(query.order_by(*order).limit(limit + 1)).all()
         items, more = rows[:limit], len(rows) > limit
-        next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if more else None
+        next_cursor = cursor.encode(items[-1].created_at, items[-1].id) if more else None
         return {"items": items, "next_cursor": next_cursor}
 
 

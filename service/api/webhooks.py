@@ -13,7 +13,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from service import outbox, webhooks
-from service.api.common import CleanString, PageArgs, id_cursor, owned_or_404, page_size
+from service.api import cursor
+from service.api.common import CleanString, PageArgs, owned_or_404, page_size
 from service.auth import Role, actor_name, require
 from service.deliveries import Courier
 from service.errors import abort, field_error
@@ -323,12 +324,12 @@ class Deliveries(MethodView):
         if args.get("event_type"):
             query = query.where(WebhookDelivery.event_type == args["event_type"])
         if args.get("cursor"):
-            query = query.where(WebhookDelivery.id < id_cursor(args["cursor"]))
+            query = query.where(WebhookDelivery.id < cursor.after_id(args["cursor"]))
         rows = db.session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit + 1)).all()
         items = rows[:limit]
         return {
             "items": [_delivery(row) for row in items],
-            "next_cursor": str(items[-1].id) if len(rows) > limit else None,
+            "next_cursor": cursor.encode(items[-1].id) if len(rows) > limit else None,
         }
 
 
