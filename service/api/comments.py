@@ -36,6 +36,7 @@ from service.moderation import submit as submission
 from service.moderation.locks import locked
 from service.moderation.moderate import moderate
 from service.moderation.states import CommentStatus
+from service.overlay import Overlay
 
 blp = Blueprint(
     "comments", __name__, url_prefix="/v1", description="Submit, read, delete and report comments."
@@ -101,7 +102,9 @@ class AuthorOut(ma.Schema):
     name = ma.fields.String(allow_none=True)
 
 
-class CommentOut(ma.Schema):
+class SiteCommentOut(ma.Schema):
+    """A comment as a site key sees it."""
+
     id = ma.fields.Integer()
     article = ma.fields.String(attribute="article.ref", metadata={"description": "Article ref."})
     parent_id = ma.fields.Integer(allow_none=True)
@@ -112,7 +115,11 @@ class CommentOut(ma.Schema):
     )
     created_at = ma.fields.AwareDateTime()
     decided_at = ma.fields.AwareDateTime(allow_none=True)
-    # Moderator and admin keys only:
+
+
+class CommentOut(SiteCommentOut):
+    """A comment; its fields past SiteCommentOut's for moderator and admin keys only."""
+
     scores = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Float(), allow_none=True)
     model = ma.fields.String(allow_none=True)
     language = ma.fields.String(
@@ -129,18 +136,12 @@ class CommentOut(ma.Schema):
     metadata = ma.fields.Dict(attribute="meta", allow_none=True)
 
 
-MODERATOR_FIELDS = (
-    "scores",
-    "model",
-    "language",
-    "language_confidence",
-    "reasons",
-    "decided_by",
-    "scored_at",
-    "client_ip",
-    "metadata",
-)
-SITE_FIELDS = tuple(f for f in CommentOut().fields if f not in MODERATOR_FIELDS)
+# Answered as missing (so left out) to other keys: attributes named as CommentOut reads them.
+HIDDEN_FROM_SITES = {
+    field.attribute or name: ma.missing
+    for name, field in CommentOut().fields.items()
+    if name not in SiteCommentOut().fields
+}
 
 
 class PublicComment(ma.Schema):
@@ -175,12 +176,12 @@ class ReportIn(ma.Schema):
     note = CleanString(allow_none=True, multiline=True, validate=ma.validate.Length(max=2000))
 
 
-def comment_view(comment: Comment) -> Comment | dict:
+def comment_view(comment: Comment) -> Comment | Overlay:
     """The comment as the current key's role may see it."""
     role = current_role()
     if role is not None and role >= Role.MODERATOR:
         return comment
-    return {name: getattr(comment, name) for name in SITE_FIELDS}
+    return Overlay(comment, **HIDDEN_FROM_SITES)
 
 
 def _idempotency_key() -> str | None:
