@@ -6,11 +6,13 @@ import json
 import uuid
 from typing import Any
 
+import marshmallow as ma
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from service.extensions import db
-from service.models import Author, Comment, WebhookDelivery, WebhookEndpoint, utcnow
+from service.models import Author, Comment, Report, WebhookDelivery, WebhookEndpoint, utcnow
+from service.overlay import Overlay
 
 EVENT_TYPES = (
     "comment.created",
@@ -94,6 +96,74 @@ def emit(
     return len(targets)
 
 
+class Moment(ma.fields.Field):
+    """A date as webhook bodies write it: ``str(datetime)``, e.g. ``2026-01-02 03:04:05+00:00``."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return None if value is None else str(value)
+
+
+class AuthorData(ma.Schema):
+    id = ma.fields.String(attribute="ref")
+    name = ma.fields.String(allow_none=True)
+
+
+class ArticleData(ma.Schema):
+    ref = ma.fields.String()
+    url = ma.fields.String(allow_none=True)
+    title = ma.fields.String(allow_none=True)
+
+
+class CommentData(ma.Schema):
+    """A comment event's ``data``: what a receiver needs to act without calling back."""
+
+    comment_id = ma.fields.Integer(attribute="id")
+    article = ma.fields.Nested(ArticleData)
+    author = ma.fields.Nested(AuthorData)
+    parent_id = ma.fields.Integer(allow_none=True)
+    body = ma.fields.String()
+    status = ma.fields.String()
+    previous_status = ma.fields.String(allow_none=True)
+    reasons = ma.fields.Raw()
+    scores = ma.fields.Raw(allow_none=True)
+    model = ma.fields.String(allow_none=True)
+    language = ma.fields.String(allow_none=True)
+    language_confidence = ma.fields.Float(allow_none=True)
+    actor = ma.fields.String()
+    bulk_id = ma.fields.String(allow_none=True)
+    created_at = Moment()
+    decided_at = Moment(allow_none=True)
+    # The X-Request-ID of its submission, as in the API's, worker's and dispatcher's logs.
+    request_id = ma.fields.String(allow_none=True)
+
+
+class ReportData(ma.Schema):
+    id = ma.fields.Integer()
+    reason = ma.fields.String()
+    note = ma.fields.String(allow_none=True)
+    created_at = Moment()
+    reporter_id = ma.fields.String(attribute="reporter_ref", allow_none=True)
+
+
+class AuthorBanned(ma.Schema):
+    author = ma.fields.Nested(AuthorData)
+    status = ma.fields.String()
+    until = Moment(allow_none=True)
+    note = ma.fields.String(allow_none=True)
+    actor = ma.fields.String()
+    bulk_id = ma.fields.String(allow_none=True)
+
+
+COMMENT_DATA = CommentData()
+REPORT_DATA = ReportData()
+AUTHOR_BANNED = AuthorBanned()
+
+
+def report_data(report: Report) -> dict[str, Any]:
+    """A report as a ``comment.reported`` event carries it."""
+    return REPORT_DATA.dump(report)
+
+
 def comment_data(
     comment: Comment,
     *,
@@ -103,29 +173,14 @@ def comment_data(
     **extra: Any,
 ) -> dict[str, Any]:
     """What a receiver needs to act on a comment event without calling back."""
-    article = comment.article
-    author = comment.author
-    return {
-        "comment_id": comment.id,
-        "article": {"ref": article.ref, "url": article.url, "title": article.title},
-        "author": {"id": author.ref, "name": author.name},
-        "parent_id": comment.parent_id,
-        "body": comment.body,
-        "status": comment.status,
-        "previous_status": previous_status,
-        "reasons": comment.reasons or [],
-        "scores": comment.scores,
-        "model": comment.model,
-        "language": comment.language,
-        "language_confidence": comment.language_confidence,
-        "actor": actor,
-        "bulk_id": bulk_id,
-        "created_at": comment.created_at,
-        "decided_at": comment.decided_at,
-        # The X-Request-ID of its submission, as in the API's, worker's and dispatcher's logs.
-        "request_id": comment.request_id,
-        **extra,
-    }
+    event = Overlay(
+        comment,
+        previous_status=previous_status,
+        actor=actor,
+        bulk_id=bulk_id,
+        reasons=comment.reasons or [],
+    )
+    return {**COMMENT_DATA.dump(event), **extra}
 
 
 def comment_event(
@@ -155,12 +210,6 @@ def author_banned(
     bulk_id: str | None = None,
 ) -> int:
     """Emit ``author.banned``."""
-    data = {
-        "author": {"id": author.ref, "name": author.name},
-        "status": author.status,
-        "until": until,
-        "note": note,
-        "actor": actor,
-        "bulk_id": bulk_id,
-    }
+    event = Overlay(author, author=author, until=until, note=note, actor=actor, bulk_id=bulk_id)
+    data = AUTHOR_BANNED.dump(event)
     return emit(author.site_id, "author.banned", data)

@@ -14,6 +14,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from service import logs, ratelimit
+from service.api import cursor
 from service.api.common import (
     REF_PARAM,
     CleanString,
@@ -22,8 +23,6 @@ from service.api.common import (
     article_or_404,
     check_ref,
     comment_or_404,
-    decode_cursor,
-    encode_cursor,
     is_blank,
     page_size,
 )
@@ -37,6 +36,7 @@ from service.moderation import submit as submission
 from service.moderation.locks import locked
 from service.moderation.moderate import moderate
 from service.moderation.states import CommentStatus
+from service.overlay import Overlay
 
 blp = Blueprint(
     "comments", __name__, url_prefix="/v1", description="Submit, read, delete and report comments."
@@ -102,7 +102,9 @@ class AuthorOut(ma.Schema):
     name = ma.fields.String(allow_none=True)
 
 
-class CommentOut(ma.Schema):
+class SiteCommentOut(ma.Schema):
+    """A comment as a site key sees it."""
+
     id = ma.fields.Integer()
     article = ma.fields.String(attribute="article.ref", metadata={"description": "Article ref."})
     parent_id = ma.fields.Integer(allow_none=True)
@@ -113,7 +115,11 @@ class CommentOut(ma.Schema):
     )
     created_at = ma.fields.AwareDateTime()
     decided_at = ma.fields.AwareDateTime(allow_none=True)
-    # Moderator and admin keys only:
+
+
+class CommentOut(SiteCommentOut):
+    """A comment; its fields past SiteCommentOut's for moderator and admin keys only."""
+
     scores = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Float(), allow_none=True)
     model = ma.fields.String(allow_none=True)
     language = ma.fields.String(
@@ -130,18 +136,12 @@ class CommentOut(ma.Schema):
     metadata = ma.fields.Dict(attribute="meta", allow_none=True)
 
 
-MODERATOR_FIELDS = (
-    "scores",
-    "model",
-    "language",
-    "language_confidence",
-    "reasons",
-    "decided_by",
-    "scored_at",
-    "client_ip",
-    "metadata",
-)
-SITE_FIELDS = tuple(f for f in CommentOut().fields if f not in MODERATOR_FIELDS)
+# Answered as missing (so left out) to other keys: attributes named as CommentOut reads them.
+HIDDEN_FROM_SITES = {
+    field.attribute or name: ma.missing
+    for name, field in CommentOut().fields.items()
+    if name not in SiteCommentOut().fields
+}
 
 
 class PublicComment(ma.Schema):
@@ -176,12 +176,12 @@ class ReportIn(ma.Schema):
     note = CleanString(allow_none=True, multiline=True, validate=ma.validate.Length(max=2000))
 
 
-def comment_view(comment: Comment) -> Comment | dict:
+def comment_view(comment: Comment) -> Comment | Overlay:
     """The comment as the current key's role may see it."""
     role = current_role()
     if role is not None and role >= Role.MODERATOR:
         return comment
-    return {name: getattr(comment, name) for name in SITE_FIELDS}
+    return Overlay(comment, **HIDDEN_FROM_SITES)
 
 
 def _idempotency_key() -> str | None:
@@ -293,12 +293,13 @@ class ArticleComments(MethodView):
         )
         if args.get("cursor"):
             after = sa.tuple_(*key)
-            bound = sa.tuple_(*(sa.literal(v) for v in decode_cursor(args["cursor"])))
+            position = cursor.decode(args["cursor"], (cursor.moment, cursor.row_id))
+            bound = sa.tuple_(*(sa.literal(v) for v in position))
             query = query.where(after < bound if newest else after > bound)
         order = [c.desc() for c in key] if newest else list(key)
         rows = db.session.scalars(query.order_by(*order).limit(limit + 1)).all()
         items, more = rows[:limit], len(rows) > limit
-        next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if more else None
+        next_cursor = cursor.encode(items[-1].created_at, items[-1].id) if more else None
         return {"items": items, "next_cursor": next_cursor}
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 import unicodedata
 from datetime import UTC, datetime
@@ -82,13 +79,6 @@ class DateTimeIn(ma.fields.AwareDateTime):
             return check_moment(when)
         except ValueError:
             raise ma.ValidationError(f"Must be {DATE_RULE}.") from None
-
-
-def id_cursor(cursor: str) -> int:
-    """A cursor that is an id (newest-first listings); 422 naming ``cursor`` otherwise."""
-    if not cursor.isascii() or not cursor.isdigit() or int(cursor) > ID_MAX:
-        abort(422, "Invalid cursor.", errors={"query": {"cursor": ["Not a valid cursor."]}})
-    return int(cursor)
 
 
 def check_ref(ref: str, field: str = "ref") -> str:
@@ -202,27 +192,3 @@ def page_size(limit: int | None, default: int, maximum: int) -> int:
             errors={"query": {"limit": [f"Must be at most {maximum}."]}},
         )
     return limit
-
-
-def encode_cursor(created_at: datetime, row_id: int) -> str:
-    """An opaque keyset cursor for ``(created_at, id)`` ordering."""
-    raw = json.dumps([created_at.isoformat(), row_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """Inverse of encode_cursor; 422 naming ``cursor`` when it is not one of ours."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, row_id = json.loads(raw)
-        when = datetime.fromisoformat(created)
-        if when.tzinfo is None or not isinstance(row_id, int) or not 0 < row_id <= ID_MAX:
-            raise ValueError(cursor)
-        return check_moment(when), row_id
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):
-        abort(
-            422,
-            "Invalid cursor: use the next_cursor of a previous page.",
-            errors={"query": {"cursor": ["Not a valid cursor."]}},
-        )
-        raise  # unreachable: abort raises

@@ -21,6 +21,7 @@ from service.moderation.locks import locked
 from service.moderation.moderate import REASON_CODES, moderate
 from service.moderation.review import conditions, render_items
 from service.moderation.states import CommentStatus
+from service.overlay import Overlay
 
 blp = Blueprint(
     "decisions",
@@ -250,32 +251,14 @@ class BulkDecision(MethodView):
             reason_code=fields.get("reason_code"),
             note=fields.get("note"),
         )
-        return {**_render(action), "dry_run": False}
+        return _render(action, dry_run=False)
 
 
-ACTION_FIELDS = (
-    "id",
-    "decision",
-    "status",
-    "matched",
-    "changed",
-    "undo_of",
-    "actor",
-    "reason_code",
-    "note",
-    "selection",
-    "created_at",
-    "finished_at",
-    "undone_at",
-    "undone_by",
-)
-
-
-def _render(action: BulkAction) -> dict[str, Any]:
-    out = {name: getattr(action, name) for name in ACTION_FIELDS}
+def _render(action: BulkAction, **extra: Any) -> Overlay:
+    """The bulk action for BulkOut to dump; an undo also says how many it skipped."""
     if action.undo_of is not None:
-        out["skipped"] = action.matched - action.changed
-    return out
+        extra["skipped"] = action.matched - action.changed
+    return Overlay(action, **extra)
 
 
 def bulk_or_404(bulk_id: str) -> BulkAction:
@@ -321,4 +304,4 @@ class BulkUndo(MethodView):
                 "undoing": "it is being undone",
             }.get(action.status, "it is itself an undo")
             abort(409, f"Bulk action {bulk_id} cannot be undone: {why}.", bulk_status=action.status)
-        return {**_render(undo), "dry_run": False}
+        return _render(undo, dry_run=False)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
@@ -14,14 +10,8 @@ from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from service.api.common import (
-    ID_MAX,
-    REF_RE,
-    REF_RULE,
-    PageArgs,
-    check_moment,
-    page_size,
-)
+from service.api import cursor
+from service.api.common import REF_RE, REF_RULE, PageArgs, page_size
 from service.api.schemas import ArticleRef, Counts, QueueFilter, QueueItem
 from service.auth import Role, require
 from service.errors import abort
@@ -79,34 +69,14 @@ class CountsOut(ma.Schema):
     articles = ma.fields.List(ma.fields.Nested(ArticleCounts))
 
 
-def _encode(sort: str, value: Any, row_id: int) -> str:
-    value = value.isoformat() if isinstance(value, datetime) else value
-    raw = json.dumps([sort, value, row_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(cursor: str, sort: str) -> tuple[Any, int]:
+def _bound(text: str, sort: str) -> tuple[Any, int]:
     """The keyset bound of a cursor made for ``sort``; 422 naming ``cursor`` otherwise."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        cursor_sort, value, row_id = json.loads(raw)
-        if cursor_sort != sort or type(row_id) is not int or not 0 < row_id <= ID_MAX:
-            raise ValueError(cursor)
-        if sort == "-score":
-            if type(value) not in (int, float):
-                raise ValueError(cursor)
-            return float(value), row_id
-        when = datetime.fromisoformat(value)
-        if when.tzinfo is None:
-            raise ValueError(cursor)
-        return check_moment(when), row_id
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        abort(
-            422,
-            "Invalid cursor: use the next_cursor of a previous page with the same sort.",
-            errors={"query": {"cursor": ["Not a valid cursor."]}},
-        )
-        raise  # unreachable: abort raises
+    hint = "use the next_cursor of a previous page with the same sort."
+    value = cursor.number if sort == "-score" else cursor.moment
+    cursor_sort, bound, row_id = cursor.decode(text, (cursor.text, value, cursor.row_id), hint)
+    if cursor_sort != sort:
+        cursor.invalid(hint)
+    return bound, row_id
 
 
 @blp.route("")
@@ -128,7 +98,7 @@ class Queue(MethodView):
         descending = sort.startswith("-")
         query = sa.select(Comment, key[0]).where(*conditions(g.site.id, args))
         if args.get("cursor"):
-            bound = _decode(args["cursor"], sort)
+            bound = _bound(args["cursor"], sort)
             after = sa.tuple_(*key)
             query = query.where(after < bound if descending else after > bound)
         order = [column.desc() for column in key] if descending else list(key)
@@ -137,7 +107,7 @@ class Queue(MethodView):
         next_cursor = None
         if len(rows) > limit:
             last, last_key = page[-1]
-            next_cursor = _encode(sort, last_key, last.id)
+            next_cursor = cursor.encode(sort, last_key, last.id)
         return {"items": render_items([comment for comment, _ in page]), "next_cursor": next_cursor}
 
 

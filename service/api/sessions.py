@@ -10,7 +10,8 @@ from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from service.api.common import PageArgs, id_cursor, owned_or_404, page_size
+from service.api import cursor
+from service.api.common import PageArgs, owned_or_404, page_size
 from service.auth import PREFIX_LEN, Role, actor_name, end_sessions, require
 from service.errors import abort
 from service.extensions import db
@@ -100,11 +101,14 @@ class Sessions(MethodView):
                 DashboardSession.ended_at.is_(None), DashboardSession.expires_at > utcnow()
             )
         if args.get("cursor"):
-            query = query.where(DashboardSession.id < id_cursor(args["cursor"]))
+            query = query.where(DashboardSession.id < cursor.after_id(args["cursor"]))
         rows = db.session.scalars(query.order_by(DashboardSession.id.desc()).limit(limit + 1))
         rows = rows.all()
         more = len(rows) > limit
-        return {"items": rows[:limit], "next_cursor": str(rows[limit - 1].id) if more else None}
+        return {
+            "items": rows[:limit],
+            "next_cursor": cursor.encode(rows[limit - 1].id) if more else None,
+        }
 
 
 @blp.route("/end")

@@ -11,7 +11,8 @@ from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from service.api.common import CleanString, PageArgs, id_cursor, page_size
+from service.api import cursor
+from service.api.common import CleanString, PageArgs, page_size
 from service.api.schemas import ModerationSettings, settings_or_422
 from service.auth import Role, actor_name, require
 from service.errors import abort
@@ -191,7 +192,10 @@ class SiteEvents(MethodView):
         limit = page_size(args.get("limit"), cfg["PAGE_SIZE"], cfg["PAGE_SIZE_MAX"])
         query = sa.select(SiteEvent).where(SiteEvent.site_id == g.site.id)
         if args.get("cursor"):
-            query = query.where(SiteEvent.id < id_cursor(args["cursor"]))
+            query = query.where(SiteEvent.id < cursor.after_id(args["cursor"]))
         rows = db.session.scalars(query.order_by(SiteEvent.id.desc()).limit(limit + 1)).all()
         items = rows[:limit]
-        return {"items": items, "next_cursor": str(items[-1].id) if len(rows) > limit else None}
+        return {
+            "items": items,
+            "next_cursor": cursor.encode(items[-1].id) if len(rows) > limit else None,
+        }

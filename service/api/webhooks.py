@@ -13,12 +13,14 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from service import outbox, webhooks
-from service.api.common import CleanString, PageArgs, id_cursor, owned_or_404, page_size
+from service.api import cursor
+from service.api.common import CleanString, PageArgs, owned_or_404, page_size
 from service.auth import Role, actor_name, require
 from service.deliveries import Courier
 from service.errors import abort, field_error
 from service.extensions import db
 from service.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
+from service.overlay import Overlay
 from service.webhooks import DeliveryStatus, UnsafeURL
 
 blp = Blueprint(
@@ -75,9 +77,6 @@ class EndpointOut(ma.Schema):
     updated_at = ma.fields.AwareDateTime()
 
 
-ENDPOINT_FIELDS = tuple(EndpointOut().fields)
-
-
 class EndpointWithSecret(EndpointOut):
     secret = ma.fields.String(
         metadata={"description": "The signing secret (`whsec_…`); shown only this once."}
@@ -102,9 +101,6 @@ class DeliveryOut(ma.Schema):
     last_latency_ms = ma.fields.Integer(allow_none=True)
     created_at = ma.fields.AwareDateTime()
     delivered_at = ma.fields.AwareDateTime(allow_none=True)
-
-
-DELIVERY_FIELDS = tuple(DeliveryOut().fields)
 
 
 class AttemptOut(ma.Schema):
@@ -211,7 +207,7 @@ class Endpoints(MethodView):
             endpoint.disabled_at = utcnow()
         db.session.add(endpoint)
         db.session.commit()
-        return _with_secret(endpoint, secret)
+        return Overlay(endpoint, secret=secret)
 
 
 @blp.route("/<int:endpoint_id>")
@@ -263,7 +259,7 @@ class RotateSecret(MethodView):
         endpoint = endpoint_or_404(endpoint_id)
         secret = webhooks.rotate_secret(endpoint, current_app.config["WEBHOOK_ROTATION_OVERLAP_S"])
         db.session.commit()
-        return _with_secret(endpoint, secret)
+        return Overlay(endpoint, secret=secret)
 
 
 @blp.route("/<int:endpoint_id>/test")
@@ -323,12 +319,12 @@ class Deliveries(MethodView):
         if args.get("event_type"):
             query = query.where(WebhookDelivery.event_type == args["event_type"])
         if args.get("cursor"):
-            query = query.where(WebhookDelivery.id < id_cursor(args["cursor"]))
+            query = query.where(WebhookDelivery.id < cursor.after_id(args["cursor"]))
         rows = db.session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit + 1)).all()
         items = rows[:limit]
         return {
             "items": [_delivery(row) for row in items],
-            "next_cursor": str(items[-1].id) if len(rows) > limit else None,
+            "next_cursor": cursor.encode(items[-1].id) if len(rows) > limit else None,
         }
 
 
@@ -347,11 +343,7 @@ class DeliveryResource(MethodView):
             .where(WebhookAttempt.delivery_id == delivery.id)
             .order_by(WebhookAttempt.id)
         ).all()
-        return {
-            **_delivery(delivery),
-            "payload": json.loads(delivery.payload),
-            "attempt_log": attempts,
-        }
+        return _delivery(delivery, payload=json.loads(delivery.payload), attempt_log=attempts)
 
 
 @blp.route("/deliveries/<int:delivery_id>/redeliver")
@@ -375,12 +367,8 @@ class Redeliver(MethodView):
         return _delivery(delivery)
 
 
-def _with_secret(endpoint: WebhookEndpoint, secret: str) -> dict[str, Any]:
-    return {**{name: getattr(endpoint, name) for name in ENDPOINT_FIELDS}, "secret": secret}
-
-
-def _delivery(delivery: WebhookDelivery) -> dict[str, Any]:
-    out = {name: getattr(delivery, name) for name in DELIVERY_FIELDS}
+def _delivery(delivery: WebhookDelivery, **extra: Any) -> Overlay:
+    """The delivery for DeliveryOut to dump: no next attempt once it is settled."""
     if delivery.status != DeliveryStatus.PENDING:
-        out["next_attempt_at"] = None
-    return out
+        extra["next_attempt_at"] = None
+    return Overlay(delivery, **extra)

@@ -51,13 +51,11 @@ def file_report(
     )
     db.session.add(report)
     db.session.flush()
-    report_data = {name: getattr(report, name) for name in ("id", "reason", "note", "created_at")}
-    report_data["reporter_id"] = report.reporter_ref
     outbox.emit(
         comment.site_id,
         "comment.reported",
         outbox.comment_data(
-            comment, previous_status=comment.status, actor=actor, report=report_data
+            comment, previous_status=comment.status, actor=actor, report=outbox.report_data(report)
         ),
         comment_id=comment.id,
     )

@@ -11,23 +11,8 @@ from service.extensions import db
 from service.models import Article, Author, Comment, Report, utcnow
 from service.moderation.authors import status_of
 from service.moderation.states import CommentStatus
+from service.overlay import Overlay
 from service.score_key import ScoreKey, literal, literals
-
-COMMENT_FIELDS = (
-    "id",
-    "body",
-    "status",
-    "parent_id",
-    "scores",
-    "max_score",
-    "model",
-    "language",
-    "language_confidence",
-    "created_at",
-    "scored_at",
-    "decided_at",
-    "decided_by",
-)
 
 
 def conditions(site_id: int, filters: dict[str, Any]) -> list[Any]:
@@ -85,29 +70,21 @@ def open_reports(comment_ids: list[int]) -> dict[int, list[Report]]:
     return by_comment
 
 
-def render_items(comments: list[Comment]) -> list[dict[str, Any]]:
-    """Comments as QueueItems, with their open reports read in one query."""
+def render_items(comments: list[Comment]) -> list[Overlay]:
+    """Comments for QueueItem to dump, with their open reports read in one query."""
     reports = open_reports([comment.id for comment in comments])
     now = utcnow()
-    items = []
-    for comment in comments:
-        author = comment.author
-        items.append(
-            {
-                **{name: getattr(comment, name) for name in COMMENT_FIELDS},
-                "article": comment.article,
-                "author": {
-                    "id": author.ref,
-                    "name": author.name,
-                    "status": status_of(author, now),
-                    "approved_count": author.approved_count,
-                    "rejected_count": author.rejected_count,
-                },
-                "reasons": comment.reasons or [],
-                "reports": reports[comment.id],
-            }
+    return [
+        Overlay(
+            comment,
+            author=Overlay(
+                comment.author, id=comment.author.ref, status=status_of(comment.author, now)
+            ),
+            reasons=comment.reasons or [],
+            reports=reports[comment.id],
         )
-    return items
+        for comment in comments
+    ]
 
 
 def _ages(counts: dict[str, Any], now: datetime) -> dict[str, Any]:

@@ -1,0 +1,87 @@
+"""The one pagination cursor codec: a keyset position as URL-safe base64 of a JSON list.
+
+Every paged route writes its ``next_cursor`` with :func:`encode` and reads ``cursor`` back
+with :func:`decode`, naming what kind each position value must be. Anything else — not
+base64, not JSON, the wrong length, a value of the wrong kind, an id past the database's,
+a date outside the range the API accepts — is a 422 naming the ``cursor`` field.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, NoReturn
+
+from service.api.common import ID_MAX, check_moment
+from service.errors import abort
+
+Kind = Callable[[Any], Any]
+
+
+def moment(value: Any) -> datetime:
+    """A date with its zone, within the API's date range, in UTC."""
+    when = datetime.fromisoformat(value)
+    if when.tzinfo is None:
+        raise ValueError(value)
+    return check_moment(when)
+
+
+def row_id(value: Any) -> int:
+    """A positive id the database can hold."""
+    if type(value) is not int or not 0 < value <= ID_MAX:
+        raise ValueError(value)
+    return value
+
+
+def number(value: Any) -> float:
+    """A score: a JSON number (not a boolean)."""
+    if type(value) not in (int, float):
+        raise ValueError(value)
+    return float(value)
+
+
+def text(value: Any) -> str:
+    """A string, such as the sort a cursor was made for."""
+    if type(value) is not str:
+        raise ValueError(value)
+    return value
+
+
+def encode(*values: Any) -> str:
+    """An opaque cursor for a keyset position; datetimes written as ISO 8601."""
+    plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    raw = json.dumps(plain, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+HINT = "use the next_cursor of a previous page."
+
+
+def invalid(hint: str = HINT) -> NoReturn:
+    """The 422 for a cursor that is not one of ours, naming the ``cursor`` field."""
+    abort(
+        422,
+        f"Invalid cursor: {hint}",
+        errors={"query": {"cursor": ["Not a valid cursor."]}},
+    )
+    raise AssertionError("unreachable: abort raises")
+
+
+def decode(cursor: str, kinds: Sequence[Kind], hint: str = HINT) -> tuple[Any, ...]:
+    """The position ``encode`` wrote, each value read by its kind; 422 unless it is one."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+        if type(values) is not list or len(values) != len(kinds):
+            raise ValueError(cursor)
+        return tuple(kind(value) for kind, value in zip(kinds, values, strict=True))
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
+        invalid(hint)
+
+
+def after_id(cursor: str) -> int:
+    """The id a newest-first listing's cursor stopped at."""
+    return decode(cursor, (row_id,))[0]
