@@ -15,14 +15,13 @@ import torch
 
 from tests.checkpoints import build_tiny_checkpoint
 from workers import precision as precision_module
+from workers.detoxify import DetoxifyScorer, plan_chunks
 from workers.scorers import (
-    DetoxifyScorer,
     ProfanityCheckScorer,
     Scored,
     ScorerUnavailable,
     ScoringError,
     load_scorer,
-    plan_chunks,
 )
 
 ORIGINAL_LABELS = ("toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack")
@@ -180,7 +179,7 @@ def test_failed_forward_pass_retries_its_texts_one_by_one(
     )
     texts = ["nice", "I will kill it", "thanks for the great article", "stupid"]
 
-    with caplog.at_level(logging.WARNING, logger="workers.scorers"):
+    with caplog.at_level(logging.WARNING, logger="workers.detoxify"):
         results = failing.score_detailed(texts)
 
     assert results[1] == Scored(None, False, "RuntimeError: forward pass failed on 'kill'")
