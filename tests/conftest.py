@@ -23,6 +23,7 @@ from service import create_app
 from service.auth import Role, create_key
 from service.extensions import db
 from service.models import Site
+from tests.embed_helpers import ORIGIN, SECRET
 from tests.worker_helpers import WORKER_SETTINGS, WorkerProcess, wait_for
 
 # Which databases the suite runs against; CI runs both.
@@ -274,3 +275,21 @@ def browser():
         browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def sso_site(make_site):
+    return make_site(
+        "Embed News",
+        origins=[ORIGIN],
+        public_reads=True,
+        browser_submissions="sso",
+        embed_secret=SECRET,
+    )
+
+
+@pytest.fixture
+def anon_site(make_site):
+    return make_site(
+        "Open Forum", origins=[ORIGIN], public_reads=True, browser_submissions="anonymous"
+    )
