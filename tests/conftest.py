@@ -355,3 +355,25 @@ def make_receiver(http_server):
 @pytest.fixture
 def receiver(make_receiver):
     return make_receiver()
+
+
+@pytest.fixture
+def stream(redis_server: redis.Redis, redis_prefix: str):
+    """Names and counts of the test's scoring stream."""
+
+    class Stream:
+        name = f"{redis_prefix}:score"
+        dead = f"{redis_prefix}:score:dead"
+
+        @staticmethod
+        def pending() -> int:
+            try:
+                return redis_server.xpending(Stream.name, "scorers")["pending"]
+            except redis.ResponseError:  # no group yet
+                return 0
+
+        @staticmethod
+        def length() -> int:
+            return redis_server.xlen(Stream.name)
+
+    return Stream

@@ -5,8 +5,7 @@ from __future__ import annotations
 from service.extensions import db
 from service.models import Site
 from service.moderation.policy import DEFAULT_HOLD_AT, PROFANITY_CHECK_HOLD_AT
-from tests.test_worker import start_worker, submit_ids  # noqa: F401  (start_worker: a fixture)
-from tests.worker_helpers import comments
+from tests.worker_helpers import comments, submit_ids
 
 # profanity-check scores this about 0.49: above its own hold_at (0.37), below Detoxify's (0.6).
 MILD = "This is nonsense"
@@ -15,7 +14,7 @@ MILD = "This is nonsense"
 def test_worker_holds_by_profanity_checks_defaults_unless_the_site_sets_its_own(
     submit,
     make_site,
-    start_worker,  # noqa: F811
+    start_worker,
 ):
     assert PROFANITY_CHECK_HOLD_AT < 0.49 < DEFAULT_HOLD_AT["toxicity"]
     tuned = make_site("Tuned Times")

@@ -144,3 +144,13 @@ def rows_locked(ids: list[int]) -> Iterator[None]:
         yield
     finally:
         db.session.rollback()
+
+
+def submit_ids(submit, *bodies: str, **fields: Any) -> list[int]:
+    """Submit each body (each by its own author) and return the new comments' ids."""
+    ids = []
+    for n, body in enumerate(bodies):
+        answer = submit(body=body, author=f"reader-{n}", **fields)
+        assert answer.status_code == 202, answer.get_json()
+        ids.append(answer.get_json()["id"])
+    return ids
