@@ -27,7 +27,7 @@ from service.models import Site
 from tests.browser_helpers import HostPage, LiveServer, Reader
 from tests.embed_helpers import ORIGIN, SECRET
 from tests.webhook_helpers import FAST_WEBHOOKS, Receiver
-from tests.worker_helpers import WORKER_SETTINGS, WorkerProcess, wait_for
+from tests.worker_helpers import WORKER_SETTINGS, StreamCounts, WorkerProcess, wait_for
 
 # Which databases the suite runs against; CI runs both.
 BACKENDS = os.environ.get("CIVILITY_TEST_DATABASES", "sqlite,postgresql").split(",")
@@ -358,22 +358,12 @@ def receiver(make_receiver):
 
 
 @pytest.fixture
-def stream(redis_server: redis.Redis, redis_prefix: str):
+def stream(redis_server: redis.Redis, redis_prefix: str) -> StreamCounts:
     """Names and counts of the test's scoring stream."""
+    return StreamCounts(redis_server, f"{redis_prefix}:score")
 
-    class Stream:
-        name = f"{redis_prefix}:score"
-        dead = f"{redis_prefix}:score:dead"
 
-        @staticmethod
-        def pending() -> int:
-            try:
-                return redis_server.xpending(Stream.name, "scorers")["pending"]
-            except redis.ResponseError:  # no group yet
-                return 0
-
-        @staticmethod
-        def length() -> int:
-            return redis_server.xlen(Stream.name)
-
-    return Stream
+@pytest.fixture
+def analyze_stream(redis_server: redis.Redis, redis_prefix: str) -> StreamCounts:
+    """The analyze stream's length and its group's pending count."""
+    return StreamCounts(redis_server, f"{redis_prefix}:analyze")
