@@ -11,7 +11,6 @@ import sqlalchemy as sa
 
 from service.extensions import db
 from service.models import Comment, Site, WebhookDelivery, WebhookEndpoint
-from tests import test_worker
 from tests.checkpoints import SAMPLE, build_tiny_checkpoint, build_tiny_multilingual_checkpoint
 from tests.worker_helpers import policy_events
 from workers.languages import detect, detector
@@ -25,8 +24,6 @@ GERMAN = "Vielen Dank für den Artikel, aber der Autor versteht nichts von der W
 # Half English, half Russian: the detector cannot be sure of either.
 MIXED = "I agree with you. Я согласен."
 MULTILINGUAL = ("en", "fr", "es", "it", "pt", "tr", "ru")
-
-start_worker = test_worker.start_worker  # the fixture: `civility worker` in a subprocess
 
 
 def sample(language: str) -> str:
