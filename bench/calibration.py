@@ -15,7 +15,8 @@ every figure on them is optimistic; compare the rows with each other.
 
 Timing: sites of 1,000 … 1,000,000 comments, each decided by a moderator, seeded straight
 through SQL; GET /v1/site/calibration answered through the real routes (Flask's test
-client, in this process) with its wall time and this process's peak memory.
+client, in this process) with its wall time and this process's peak memory
+(bench/calibration_timing.py).
 
 Prints tables, writes bench/results/calibration.json and docs/bench-calibration.png.
 
@@ -35,7 +36,6 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,13 +44,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from calibration_report import plot, table  # noqa: E402
+from calibration_timing import timing  # noqa: E402
 from common import (  # noqa: E402  (bench/, beside this script)
-    DOCS,
     Civility,
     clean,
     data_file,
     loadavg,
-    pyplot,
     run_record,
     wait_until,
     write_result,
@@ -273,164 +273,6 @@ def learning_curve(steps: list[int], test_size: int, database: str) -> dict[str,
         civility.close()
 
 
-def seed(engine: Any, site_id: int, count: int, model: str, rng: random.Random) -> None:
-    """``count`` comments of one site, each scored, held by the policy and decided by a
-    moderator (rejected with probability = its score), inserted with Core in chunks."""
-    import sqlalchemy as sa
-
-    from service.models import Article, Author, Comment, ModerationEvent, utcnow
-
-    now = utcnow()
-    with engine.begin() as conn:
-        article = conn.execute(
-            sa.insert(Article).values(site_id=site_id, ref="seeded").returning(Article.id)
-        ).scalar()
-        author = conn.execute(
-            sa.insert(Author)
-            .values(site_id=site_id, ref="seeded", name="Seeded")
-            .returning(Author.id)
-        ).scalar()
-        first = (conn.execute(sa.select(sa.func.max(Comment.id))).scalar() or 0) + 1
-        event_id = (conn.execute(sa.select(sa.func.max(ModerationEvent.id))).scalar() or 0) + 1
-    chunk = 20_000
-    for start in range(0, count, chunk):
-        comments, events = [], []
-        for i in range(start, min(count, start + chunk)):
-            score = rng.random() ** 3
-            rejected = rng.random() < score
-            created = now - timedelta(minutes=rng.randrange(30 * 24 * 60))
-            comment_id = first + i
-            status = "rejected" if rejected else "approved"
-            comments.append(
-                {
-                    "id": comment_id,
-                    "site_id": site_id,
-                    "article_id": article,
-                    "author_id": author,
-                    "body": f"seeded comment {i}",
-                    "status": status,
-                    "scores": {"toxicity": score},
-                    "model": model,
-                    "reasons": [],
-                    "max_score": score,
-                    "created_at": created,
-                    "scored_at": created,
-                    "decided_at": created,
-                    "decided_by": "mod",
-                }
-            )
-            for n, (actor, before, after) in enumerate(
-                (("policy", "pending", "held"), ("mod", "held", status))
-            ):
-                events.append(
-                    {
-                        "id": event_id + 2 * i + n,
-                        "site_id": site_id,
-                        "comment_id": comment_id,
-                        "from_status": before,
-                        "to_status": after,
-                        "actor": actor,
-                        "model": model if actor == "policy" else None,
-                        "created_at": created,
-                    }
-                )
-        with engine.begin() as conn:
-            conn.execute(sa.insert(Comment), comments)
-            conn.execute(sa.insert(ModerationEvent), events)
-
-
-def timing(sizes: list[int], database_url: str, instance: str) -> list[dict[str, Any]]:
-    """Seed one site per size, then time its calibration through the real route."""
-    import sqlalchemy as sa
-    from bulk import reset_peak, rss_mib
-
-    from service import create_app
-    from service.auth import Role, create_key
-    from service.extensions import db
-    from service.models import Site
-
-    app = create_app(
-        {
-            "DATABASE_URL": database_url,
-            "INSTANCE_PATH": instance,
-            "SECRET_KEY": "bench",
-            "RATELIMIT_ENABLED": False,
-            "SCORER": MODEL,
-        }
-    )
-    rng = random.Random(7)
-    out = []
-    with app.app_context():
-        for size in sizes:
-            site = Site(name=f"Seeded {size}")
-            db.session.add(site)
-            db.session.flush()
-            key = create_key(site, Role.MODERATOR, f"mod-{size}")
-            site_id = site.id
-            db.session.commit()
-            db.session.remove()  # SQLite: an open session would hold the write lock
-            t0 = time.monotonic()
-            seed(db.engine, site_id, size, f"{MODEL}@bench", rng)
-            seed_s = time.monotonic() - t0
-            client = app.test_client()
-            runs = []
-            reset_peak()
-            before = rss_mib("VmRSS")
-            for _ in range(1 if size >= 500_000 else 3):
-                t0 = time.monotonic()
-                answer = client.get(
-                    "/v1/site/calibration", headers={"Authorization": f"Bearer {key}"}
-                )
-                runs.append(time.monotonic() - t0)
-                assert answer.status_code == 200, answer.get_json()
-            body = answer.get_json()
-            cap = app.config["CALIBRATION_MAX_DECISIONS"]
-            assert body["decisions"] == min(size, cap), (body["decisions"], size, cap)
-            row = {
-                "decisions": size,
-                "seconds": round(min(runs), 3),
-                "peak_rss_mib": round(rss_mib("VmHWM") - before, 1),
-                "seed_s": round(seed_s, 1),
-                "read": body["decisions"],
-            }
-            out.append(row)
-            print(
-                f"  {size:>9,} decisions: {row['seconds']:.3f} s, +{row['peak_rss_mib']} MiB",
-                flush=True,
-            )
-        with db.engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        db.engine.dispose()
-    return out
-
-
-def plot(result: dict[str, Any]) -> None:
-    plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    curve = result["learning"]["curve"]
-    x = [p["decisions"] for p in curve]
-    for metric, style in (("f1", "o-"), ("precision", "s--"), ("recall", "^--")):
-        left.plot(x, [p["test"]["all"][metric] for p in curve], style, label=f"calibrated {metric}")
-    colours = {"profanity-check defaults": "tab:green", "Detoxify-tuned defaults": "tab:red"}
-    for name, figures in result["learning"]["baselines"].items():
-        left.axhline(figures["all"]["f1"], color=colours[name], linestyle=":", label=f"F1, {name}")
-    left.set_xscale("log")
-    left.set_xticks(x, [f"{v:,}" for v in x])
-    left.minorticks_off()
-    left.set_xlabel("moderator decisions")
-    left.set_ylabel('"not approved" vs human labels (held-out set)')
-    left.set_title("Learning curve (profanity-check; optimistic: its training data)")
-    left.legend(fontsize=8)
-    sizes = [t["decisions"] for t in result["timing"]]
-    right.loglog(sizes, [t["seconds"] for t in result["timing"]], "o-")
-    right.set_xlabel("decisions (= comments) of the site")
-    right.set_ylabel("GET /v1/site/calibration, seconds")
-    right.set_title(f"Calibration time ({result['database']})")
-    fig.tight_layout()
-    DOCS.mkdir(exist_ok=True)
-    fig.savefig(DOCS / "bench-calibration.png", dpi=110)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small steps and sizes")
@@ -461,7 +303,7 @@ def main() -> None:
 
             url = f"sqlite:///{Path(instance) / 'timing.sqlite3'}"
             migrate(url, Path(instance))
-            times = timing(sizes, url, instance)
+            times = timing(sizes, url, instance, MODEL)
         else:
             from common import postgres_database
 
@@ -471,7 +313,7 @@ def main() -> None:
             url = postgres_database(name)
             try:
                 migrate(url, Path(instance))
-                times = timing(sizes, url, instance)
+                times = timing(sizes, url, instance, MODEL)
             finally:
                 postgres_database(name, drop=True)
     result = {
@@ -485,65 +327,13 @@ def main() -> None:
     }
     print()
     if learning is None:
-        print("\n".join(table(result).splitlines()[-len(times) - 2 :]))
+        print("\n".join(table(result, MODEL).splitlines()[-len(times) - 2 :]))
         write_result(f"calibration-timing-{args.database}", result)
         return
-    print(table(result))
+    print(table(result, MODEL))
     write_result("calibration-quick" if args.quick else "calibration", result)
     if not args.quick:
         plot(result)
-
-
-HEADER = (
-    "| thresholds | decisions | hold_at | reject_at | precision | recall | F1 | F1 wiki "
-    "| F1 tweets | reject precision |"
-)
-
-
-def table(result: dict[str, Any]) -> str:
-    """The learning curve and the timing as Markdown tables."""
-    from service.moderation.policy import DEFAULT_HOLD_AT, DEFAULT_REJECT_AT, default_thresholds
-
-    def cell(figures: dict[str, Any], subset: str, name: str) -> str:
-        value = figures.get(subset, {}).get(name)
-        return "-" if value is None else f"{value:.3f}"
-
-    own_hold, own_reject = default_thresholds(MODEL)
-    fixed = {
-        "profanity-check defaults": (own_hold["toxicity"], own_reject["toxicity"]),
-        "Detoxify-tuned defaults": (DEFAULT_HOLD_AT["toxicity"], DEFAULT_REJECT_AT["toxicity"]),
-    }
-    learning = result["learning"] or {"baselines": {}, "curve": []}
-    rows = [(name, "-", *fixed[name], figures) for name, figures in learning["baselines"].items()]
-    rows += [
-        ("calibrated", p["decisions"], p["hold_at"], p["reject_at"], p["test"])
-        for p in learning["curve"]
-    ]
-    lines = [HEADER, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, decisions, hold, reject, figures in rows:
-        cells = [
-            name,
-            str(decisions),
-            f"{hold:.4g}",
-            "off" if reject is None else f"{reject:.4g}",
-            cell(figures, "all", "precision"),
-            cell(figures, "all", "recall"),
-            cell(figures, "all", "f1"),
-            cell(figures, "wiki", "f1"),
-            cell(figures, "tweets", "f1"),
-            cell(figures, "all", "reject_precision"),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "| decisions | read (newest) | GET /v1/site/calibration | peak memory added | seeding |",
-        "|---:|---:|---:|---:|---:|",
-    ]
-    for t in result["timing"]:
-        seconds, rss, seed_s = t["seconds"], t["peak_rss_mib"], t["seed_s"]
-        read = f"{t['read']:,}" if "read" in t else "all"
-        lines.append(f"| {t['decisions']:,} | {read} | {seconds:.3f} s | {rss} MiB | {seed_s} s |")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Database size after a year of traffic, before and after retention pruning; bench/results.
 
 Run from the repository root: ``.venv/bin/python -m bench.retention`` (100,000 comments
-over a year; ``--comments N`` for more). Seeds Postgres with bench/scale.py's year of one
+over a year; ``--comments N`` for more). Seeds Postgres with bench/scale_seed.py's year of one
 site (comments, the policy's decisions, moderators' moves, reports), adds what a live
 site also writes (an arrival event per comment, a webhook delivery per event with its
 attempts, ``suggestscore`` feedback, dashboard sessions), renumbers events and
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sqlalchemy as sa
 
 from bench.common import DOCS, loadavg, pyplot, run_record, write_result
-from bench.scale import seed
+from bench.scale_seed import seed
 from service import create_app, retention, rollups
 from service.auth import Role, create_key
 from service.config import DEFAULTS
@@ -55,7 +55,7 @@ EVENT_COLUMNS = (
     "site_id, comment_id, from_status, to_status, actor, reason_code, note, scores, model,"
     " reasons, bulk_id, created_at"
 )
-# What a live site writes besides bench/scale.py's seed, all in SQL.
+# What a live site writes besides bench/scale_seed.py's seed, all in SQL.
 SEED_ARRIVALS = """
 INSERT INTO moderation_event (site_id, comment_id, from_status, to_status, actor, created_at)
 SELECT site_id, id, NULL, 'pending', 'bench-site', created_at FROM comment WHERE site_id = :site
@@ -123,7 +123,7 @@ CROSS JOIN LATERAL (SELECT CAST(:start AS timestamp) + i * interval '3 hours' AS
 
 
 def seed_year(engine: sa.Engine, site_id: int, key_id: int, comments: int) -> None:
-    """bench/scale.py's year, then what else a live site writes, in time order."""
+    """bench/scale_seed.py's year, then what else a live site writes, in time order."""
     seed(engine, site_id, comments)
     with engine.begin() as conn:
         endpoint = conn.execute(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
+
+import httpx
 
 from service.extensions import db
 
@@ -18,3 +21,41 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+# Coral's call, as its Perspective service makes it: only TOXICITY, the tenant's locale,
+# the key in the query string, 800 ms before it gives up.
+CORAL_TIMEOUT_S = 0.8
+
+
+def coral_body(text: str, language: str = "en", do_not_store: bool = True) -> dict[str, Any]:
+    return {
+        "comment": {"text": text},
+        "doNotStore": do_not_store,
+        "requestedAttributes": {"TOXICITY": {}},
+        "languages": [language],
+    }
+
+
+def analyze(
+    base: str, body: Any, key: str | None, release: bool = True, **options: Any
+) -> httpx.Response:
+    if release:
+        release_database()
+    params = {"key": key} if key else {}
+    return httpx.post(
+        f"{base}/v1alpha1/comments:analyze",
+        params=params,
+        json=body,
+        timeout=options.pop("timeout", 10),
+        **options,
+    )
+
+
+def assert_perspective_error(answer: httpx.Response, code: int, status: str, *words: str) -> None:
+    assert answer.status_code == code, answer.text
+    error = answer.json()["error"]
+    assert set(error) == {"code", "message", "status"}
+    assert (error["code"], error["status"]) == (code, status)
+    for word in words:
+        assert word in error["message"]

@@ -1,7 +1,9 @@
-"""Browser tests' plumbing: a live server in a thread, Debian's Chromium, queued comments."""
+"""Browser tests' plumbing: a live server in a thread, Debian's Chromium, queued comments, and
+the embed's host page and readers (one browser context each)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -11,7 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, Response
 from werkzeug.serving import make_server
 
 from service.extensions import db
@@ -182,3 +184,109 @@ def axe_violations(page: Any, include: str | None = None) -> list[str]:
         + ", ".join(" ".join(node["target"]) for node in v["nodes"][:5])
         for v in result["violations"]
     ]
+
+
+POLL_MS = 300
+
+
+class HostPage:
+    """The embedding site: another origin on this machine, serving the article page it is given."""
+
+    def __init__(self) -> None:
+        self.html = b""
+        app = Flask("news-example")
+        app.add_url_rule("/<path:path>", "page", lambda path: Response(self.html, 200))
+        self.server = LiveServer(app)
+        self.url = self.server.url
+
+
+def expect(locator):
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+class Reader:
+    """One reader's browser (its own localStorage) on the site's article page."""
+
+    def __init__(self, browser, live, host, width: int = 1024) -> None:
+        self.host = host
+        self.context = browser.new_context(viewport={"width": width, "height": 800})
+        self.context.set_default_timeout(6000)
+        self.page = self.context.new_page()
+        self.live = live
+        self.problems: list[str] = []
+        self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+        self.page.on("dialog", lambda dialog: self.problems.append(f"dialog: {dialog.message}"))
+        self.page.on(
+            "console",
+            lambda message: message.type == "error" and self.problems.append(message.text),
+        )
+        self.requests: list[str] = []
+        self.page.on("request", lambda request: self.requests.append(request.url))
+
+    def open(self, site_id: int, article: str = "budget-vote", **attributes: str) -> None:
+        """Load the article page: the site's own HTML with the snippet, as a site pastes it."""
+        attrs = {
+            "data-civility-site": str(site_id),
+            "data-civility-article": article,
+            "data-civility-poll-ms": str(POLL_MS),
+            **attributes,
+        }
+        html = (
+            "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            "<title>Budget vote</title></head><body><main><h1>Budget vote</h1>"
+            "<p>The council voted on the budget.</p><h2>Comments</h2>"
+            f"<div {' '.join(f'{k}={json.dumps(v)}' for k, v in attrs.items())}></div>"
+            f"</main><script src='{self.live.url}/embed.js' async></script></body></html>"
+        )
+        self.host.html = html.encode()
+        release()
+        self.page.goto(f"{self.host.url}/budget-vote")
+        try:
+            self.ready()
+        except Exception:
+            raise AssertionError(f"{self.problems}\n{self.page.content()}") from None
+
+    def ready(self) -> None:
+        self.page.wait_for_selector(".civility-thread[aria-busy=false]", state="attached")
+
+    def comment(self, comment_id: int):
+        return self.page.locator(f'.civility-comment[data-id="{comment_id}"]')
+
+    def post(self, text: str, name: str | None = None) -> None:
+        """Leave a comment and wait until it shows, awaiting moderation, in this browser."""
+        mine = self.page.locator(".civility-own-pending")
+        before = mine.count()
+        self.page.get_by_label("Leave a comment", exact=True).fill(text)
+        if name is not None:
+            self.page.get_by_label("Your name").fill(name)
+        self.page.get_by_role("button", name="Post comment").click()
+        expect(mine).to_have_count(before + 1)
+
+    def close(self) -> None:
+        self.context.close()
+        assert not self.problems
+        foreign = [
+            url for url in self.requests if not url.startswith((self.host.url, self.live.url))
+        ]
+        assert not foreign, f"requests to third parties: {foreign}"
+
+
+def approved(site_id: int, body: str, author: str = "reader-1", parent: int | None = None) -> int:
+    [comment_id] = make_comments(site_id, article="budget-vote", author=author, body=body)
+    if parent is not None:
+        db.session.get(Comment, comment_id).parent_id = parent
+        db.session.commit()
+    policy_decides([comment_id], CommentStatus.APPROVED)
+    release()
+    return comment_id
+
+
+def reader_artifact(name: str):
+    from pathlib import Path
+
+    out = Path(__file__).resolve().parents[1] / "test-artifacts"
+    out.mkdir(exist_ok=True)
+    return out / name

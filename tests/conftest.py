@@ -17,13 +17,17 @@ import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from pytest_httpserver import HTTPServer
 from werkzeug.serving import make_server
 
 from service import create_app
 from service.auth import Role, create_key
 from service.extensions import db
 from service.models import Site
-from tests.worker_helpers import WORKER_SETTINGS, WorkerProcess, wait_for
+from tests.browser_helpers import HostPage, LiveServer, Reader
+from tests.embed_helpers import ORIGIN, SECRET
+from tests.webhook_helpers import FAST_WEBHOOKS, Receiver
+from tests.worker_helpers import WORKER_SETTINGS, StreamCounts, WorkerProcess, wait_for
 
 # Which databases the suite runs against; CI runs both.
 BACKENDS = os.environ.get("CIVILITY_TEST_DATABASES", "sqlite,postgresql").split(",")
@@ -298,3 +302,92 @@ def browser():
         browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def embed_origin() -> str:
+    """The embedding site's origin; browser tests override it with their live host page."""
+    return ORIGIN
+
+
+@pytest.fixture
+def sso_site(make_site, embed_origin):
+    return make_site(
+        "Embed News",
+        origins=[embed_origin],
+        public_reads=True,
+        browser_submissions="sso",
+        embed_secret=SECRET,
+    )
+
+
+@pytest.fixture
+def anon_site(make_site):
+    return make_site(
+        "Open Forum", origins=[ORIGIN], public_reads=True, browser_submissions="anonymous"
+    )
+
+
+@pytest.fixture
+def live(app):
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def host():
+    page = HostPage()
+    with page.server:
+        yield page
+
+
+@pytest.fixture
+def readers(browser, live, host):
+    opened: list[Reader] = []
+
+    def open_reader(**kwargs) -> Reader:
+        reader = Reader(browser, live, host, **kwargs)
+        opened.append(reader)
+        return reader
+
+    yield open_reader
+    for reader in opened:
+        reader.close()
+
+
+@pytest.fixture
+def fast_webhooks(config):
+    """Webhook settings that retry at once (the modules that deliver use it)."""
+    config.update(FAST_WEBHOOKS)
+    return config
+
+
+@pytest.fixture(scope="module")
+def http_server():
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_receiver(http_server):
+    yield lambda: Receiver(http_server)
+    http_server.clear()
+
+
+@pytest.fixture
+def receiver(make_receiver):
+    return make_receiver()
+
+
+@pytest.fixture
+def stream(redis_server: redis.Redis, redis_prefix: str) -> StreamCounts:
+    """Names and counts of the test's scoring stream."""
+    return StreamCounts(redis_server, f"{redis_prefix}:score")
+
+
+@pytest.fixture
+def analyze_stream(redis_server: redis.Redis, redis_prefix: str) -> StreamCounts:
+    """The analyze stream's length and its group's pending count."""
+    return StreamCounts(redis_server, f"{redis_prefix}:analyze")

@@ -13,6 +13,7 @@ from service.models import Author, Comment, ModerationEvent, Report
 
 ORIGIN = "https://news.example"
 SECRET = "embsec_test-secret-of-the-embedding-site-0123456789"
+GUESSED = "embsec_guessed-but-long-enough-to-be-a-real-key"
 
 
 def reader_token(
@@ -71,3 +72,9 @@ def embed_post(
         headers=headers,
         environ_base={"REMOTE_ADDR": ip},
     )
+
+
+def stored(comment_id: int) -> Comment:
+    """The comment as stored now."""
+    db.session.expire_all()
+    return db.session.get(Comment, comment_id)

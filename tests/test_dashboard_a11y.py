@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.browser_helpers import axe_violations, held_comment, report
-from tests.test_dashboard_browser import card, expect, fill_key, live, page, sign_in
+from tests.test_dashboard_browser import card, expect, fill_key, page, sign_in
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-__all__ = ["live", "page"]  # fixtures
+__all__ = ["page"]  # a fixture
 
 
 def no_violations(page, where: str) -> None:

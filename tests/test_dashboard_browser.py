@@ -12,7 +12,6 @@ import pytest
 from service.extensions import db
 from service.models import Site, utcnow
 from tests.browser_helpers import (
-    LiveServer,
     add_history,
     held_comment,
     name_things,
@@ -30,12 +29,6 @@ from tests.review_helpers import (
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-def live(app):
-    with LiveServer(app) as server:
-        yield server
 
 
 @pytest.fixture

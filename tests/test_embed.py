@@ -9,15 +9,17 @@ import pytest
 import sqlalchemy as sa
 
 from service.extensions import db
-from service.models import Comment, Report, Site, SiteEvent, utcnow
+from service.models import Site, SiteEvent, utcnow
 from service.moderation.states import CommentStatus
 from tests.browser_helpers import release
 from tests.embed_helpers import (
+    GUESSED,
     ORIGIN,
     SECRET,
     embed_post,
     reader_token,
     rows,
+    stored,
     unsigned_token,
 )
 from tests.review_helpers import moderator_moves
@@ -29,29 +31,6 @@ def worker_settings(config) -> dict:
     """The real worker on the test database and Redis prefix (the cheap scorer)."""
     keys = ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX", "INSTANCE_PATH", "SECRET_KEY")
     return {**WORKER_SETTINGS, **{key: config[key] for key in keys}}
-
-
-@pytest.fixture
-def sso_site(make_site):
-    return make_site(
-        "Embed News",
-        origins=[ORIGIN],
-        public_reads=True,
-        browser_submissions="sso",
-        embed_secret=SECRET,
-    )
-
-
-@pytest.fixture
-def anon_site(make_site):
-    return make_site(
-        "Open Forum", origins=[ORIGIN], public_reads=True, browser_submissions="anonymous"
-    )
-
-
-def stored(comment_id: int) -> Comment:
-    db.session.expire_all()
-    return db.session.get(Comment, comment_id)
 
 
 def test_signed_in_reader_comments_as_the_tokens_subject(client, sso_site):
@@ -68,7 +47,6 @@ def test_signed_in_reader_comments_as_the_tokens_subject(client, sso_site):
     assert comment.article.ref == "budget-vote"
 
 
-GUESSED = "embsec_guessed-but-long-enough-to-be-a-real-key"
 OTHER_SECRET = "embsec_other-paper-secret-0123456789abcdefghij"
 FORGED = {
     "expired": (lambda site: reader_token(lifetime_s=-120), "expired"),
@@ -312,93 +290,6 @@ def test_reply_needs_a_published_parent_of_the_same_article(client, sso_site):
     assert stored(reply.get_json()["id"]).parent_id == parent
 
 
-def own_status(client, site_id, comment_id, token):
-    return client.get(
-        f"/v1/embed/comments/{comment_id}?site={site_id}",
-        headers={"X-Civility-Reader-Token": token, "Origin": ORIGIN},
-    )
-
-
-@pytest.mark.parametrize(
-    ("moved_to", "reader_sees"),
-    [
-        (CommentStatus.HELD, "pending"),
-        (CommentStatus.APPROVED, "approved"),
-        (CommentStatus.REJECTED, "rejected"),
-    ],
-)
-def test_reader_token_shows_the_authors_own_comment_status(client, sso_site, moved_to, reader_sees):
-    posted = embed_post(client, sso_site.id, token=reader_token()).get_json()
-    mine = own_status(client, sso_site.id, posted["id"], posted["reader_token"])
-    assert mine.status_code == 200 and mine.get_json()["status"] == "pending"
-    assert mine.get_json()["reader_token"] is None
-    moderator_moves([posted["id"]], moved_to)
-    assert (
-        own_status(client, sso_site.id, posted["id"], posted["reader_token"]).get_json()["status"]
-        == reader_sees
-    )
-
-
-def test_reader_token_opens_no_other_comment(client, sso_site, make_site):
-    mine = embed_post(client, sso_site.id, token=reader_token()).get_json()
-    theirs = embed_post(client, sso_site.id, token=reader_token(sub="user-7")).get_json()
-    assert own_status(client, sso_site.id, theirs["id"], mine["reader_token"]).status_code == 404
-    assert own_status(client, sso_site.id, mine["id"], "guess").status_code == 404
-    assert own_status(client, sso_site.id, mine["id"], "").status_code == 404
-    other = make_site("Other Paper")
-    assert own_status(client, other.id, mine["id"], mine["reader_token"]).status_code == 404
-
-
-def embed_report(client, site_id, comment_id, token=None, origin=ORIGIN, **fields):
-    headers = {"Origin": origin} if origin else {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return client.post(
-        f"/v1/embed/comments/{comment_id}/reports?site={site_id}",
-        json={"reason": "abusive", **fields},
-        headers=headers,
-    )
-
-
-def test_reader_reports_a_published_comment_and_enough_reports_requeue_it(client, sso_site):
-    site = db.session.get(Site, sso_site.id)
-    site.requeue_reports = 2
-    db.session.commit()
-    comment_id = embed_post(client, sso_site.id, token=reader_token(sub="author")).get_json()["id"]
-    before = rows()
-    assert embed_report(client, sso_site.id, comment_id, reader_token()).status_code == 404
-    assert rows() == before  # pending: not reportable, not even its existence
-    moderator_moves([comment_id], CommentStatus.APPROVED)
-    first = embed_report(client, sso_site.id, comment_id, reader_token(), note="Name-calling")
-    assert first.status_code == 201, first.get_json()
-    again = embed_report(client, sso_site.id, comment_id, reader_token())
-    assert again.get_json()["id"] == first.get_json()["id"]  # one open report per reader
-    assert stored(comment_id).status == CommentStatus.APPROVED
-    embed_report(client, sso_site.id, comment_id, reader_token(sub="user-9"), reason="spam")
-    assert stored(comment_id).status == CommentStatus.HELD
-    reporters = db.session.scalars(sa.select(Report.reporter_ref).order_by(Report.id)).all()
-    assert reporters == ["user-42", "user-9"]
-
-
-def test_reports_need_the_sites_mode_token_and_origin(client, sso_site, make_site):
-    comment_id = embed_post(client, sso_site.id, token=reader_token()).get_json()["id"]
-    moderator_moves([comment_id], CommentStatus.APPROVED)
-    before = rows()
-    assert embed_report(client, sso_site.id, comment_id).status_code == 401
-    assert embed_report(client, sso_site.id, comment_id, reader_token(GUESSED)).status_code == 401
-    assert (
-        embed_report(client, sso_site.id, comment_id, reader_token(), origin=None).status_code
-        == 403
-    )
-    assert (
-        embed_report(client, sso_site.id, comment_id, reader_token(), reason="boring").status_code
-        == 422
-    )
-    other = make_site("Other Paper", origins=[ORIGIN], browser_submissions="anonymous")
-    assert embed_report(client, other.id, comment_id).status_code == 404
-    assert rows() == before
-
-
 def test_browser_limits_per_ip_and_per_author_store_nothing_when_spent(config, make_site):
     from service import create_app
 
@@ -433,147 +324,8 @@ def test_browser_limits_per_ip_and_per_author_store_nothing_when_spent(config, m
     app.extensions["civility.redis"].close()
 
 
-def test_article_summary_counts_published_comments_and_says_what_readers_may_do(client, sso_site):
-    ids = [embed_post(client, sso_site.id, token=reader_token()).get_json()["id"] for _ in "abc"]
-    moderator_moves(ids[:2], CommentStatus.APPROVED)
-    moderator_moves(ids[2:], CommentStatus.HELD)
-    answer = client.get(f"/v1/embed/articles/budget-vote?site={sso_site.id}")
-    assert answer.status_code == 200
-    summary = answer.get_json()
-    assert summary["count"] == 2
-    assert summary["browser_submissions"] == "sso"
-    assert summary["report_reasons"] == ["offensive", "abusive", "spam", "other"]
-    assert summary["comments_open"] is True
-    unknown = client.get(f"/v1/embed/articles/not-yet?site={sso_site.id}").get_json()
-    assert unknown["count"] == 0
-
-
-def test_article_summary_needs_public_reads(client, make_site):
-    closed = make_site("Private Post")
-    assert client.get(f"/v1/embed/articles/x?site={closed.id}").status_code == 403
-    assert client.get("/v1/embed/articles/x?site=987654").status_code == 404
-    assert client.get("/v1/embed/articles/x").status_code == 422
-
-
 def test_closed_article_takes_no_browser_comment(client, sso_site):
     client.put("/v1/articles/budget-vote", json={"comments_open": False}, headers=sso_site.auth())
     before = rows()
     assert embed_post(client, sso_site.id, token=reader_token()).status_code == 409
     assert rows() == before
-
-
-def test_embed_js_is_versioned_cacheable_and_pinnable_with_integrity(client):
-    import base64
-    import hashlib
-
-    from service.embed_script import script
-
-    answer = client.get("/embed.js")
-    assert answer.status_code == 200
-    assert answer.mimetype == "text/javascript"
-    assert answer.headers["Cache-Control"] == "public, max-age=3600"
-    assert answer.headers["Access-Control-Allow-Origin"] == "*"
-    body = answer.get_data()
-    version = hashlib.sha256(body).hexdigest()[:12]
-    assert answer.headers["X-Civility-Embed-Version"] == version == script().version
-    integrity = "sha384-" + base64.b64encode(hashlib.sha384(body).digest()).decode()
-    assert script().integrity == integrity
-    again = client.get("/embed.js", headers={"If-None-Match": answer.headers["ETag"]})
-    assert again.status_code == 304
-    pinned = client.get(f"/embed.js?v={version}")
-    assert pinned.get_data() == body
-    assert "immutable" in pinned.headers["Cache-Control"]
-    assert client.get("/embed.js?v=000000000000").status_code == 404
-
-
-def test_embed_snippet_command_prints_the_pinned_snippet():
-    from click.testing import CliRunner
-
-    from service.cli import main
-    from service.embed_script import script
-
-    result = CliRunner().invoke(
-        main, ["embed-snippet", "--site", "3", "--article", "budget-vote", "--url", "https://c.ex"]
-    )
-    assert result.exit_code == 0, result.output
-    current = script()
-    assert 'data-civility-site="3" data-civility-article="budget-vote"' in result.output
-    assert f'src="https://c.ex/embed.js?v={current.version}"' in result.output
-    assert f'integrity="{current.integrity}" crossorigin="anonymous"' in result.output
-
-
-def test_demo_page_does_not_exist_unless_turned_on(client):
-    assert client.get("/demo/").status_code == 404
-    assert client.post("/demo/token").status_code == 404
-
-
-def test_demo_token_endpoint_signs_the_demo_reader_for_this_machine_only(config):
-    from service import create_app
-    from service.demo import run_demo
-
-    config["DEMO_PAGE"] = True
-    app = create_app(config)
-    with app.app_context():
-        client = app.test_client()
-        made = run_demo("http://127.0.0.1:8000")
-        page = client.get("/demo/")
-        assert page.status_code == 200
-        assert "script-src 'self'" in page.headers["Content-Security-Policy"]
-        assert f'data-civility-site="{made["site_id"]}"' in page.get_data(as_text=True)
-        token = client.post("/demo/token").get_json()["token"]
-        answer = embed_post(
-            client,
-            made["site_id"],
-            token=token,
-            origin="http://127.0.0.1:8000",
-            article=made["article"],
-        )
-        assert answer.status_code == 202, answer.get_json()
-        assert stored(answer.get_json()["id"]).author.ref == "demo-reader"
-        far = client.post("/demo/token", environ_base={"REMOTE_ADDR": "203.0.113.5"})
-        assert far.status_code == 403
-        assert client.get("/demo/", environ_base={"REMOTE_ADDR": "203.0.113.5"}).status_code == 403
-        db.session.remove()
-        from tests.conftest import clear_tables
-
-        clear_tables()
-        db.engine.dispose()
-    app.extensions["civility.redis"].close()
-
-
-def test_demo_banner_prints_the_demo_article_beside_the_dashboard(app, monkeypatch):
-    import io
-    import json
-
-    from service import demo_banner
-    from service.demo import run_demo
-
-    made = run_demo("http://127.0.0.1:8000")
-    site = db.session.get(Site, made["site_id"])
-    assert site.browser_submissions == "sso" and site.embed_secret
-    assert "http://127.0.0.1:8000" in site.origins
-    out = io.StringIO()
-    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(made)))
-    monkeypatch.setattr("sys.stdout", out)
-    demo_banner.main()
-    lines = out.getvalue().splitlines()
-    dashboard = next(n for n, line in enumerate(lines) if "/dashboard" in line)
-    assert "Demo article:" in lines[dashboard + 2]
-    assert lines[dashboard + 2].endswith("http://127.0.0.1:8000/demo/")
-    # Run again (scripts/run does, every start): the same secret, no duplicate origin.
-    secret = site.embed_secret
-    run_demo("http://127.0.0.1:8000")
-    db.session.expire_all()
-    site = db.session.get(Site, made["site_id"])
-    assert site.embed_secret == secret
-    assert site.origins.count("http://127.0.0.1:8000") == 1
-
-
-def test_anonymous_readers_report_once_per_browser_address(client, anon_site):
-    comment_id = embed_post(client, anon_site.id, name="Kim").get_json()["id"]
-    moderator_moves([comment_id], CommentStatus.APPROVED)
-    first = embed_report(client, anon_site.id, comment_id)
-    assert first.status_code == 201, first.get_json()
-    assert embed_report(client, anon_site.id, comment_id).get_json()["id"] == first.get_json()["id"]
-    [reporter] = db.session.scalars(sa.select(Report.reporter_ref)).all()
-    assert reporter.startswith("anon:")

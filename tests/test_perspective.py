@@ -1,80 +1,26 @@
-"""Perspective's face over real HTTP, answered by real workers through Redis (request/reply)."""
+"""Perspective's face over real HTTP, answered by real workers through Redis (request/reply);
+under load and failure: test_perspective_load.py."""
 
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
 from typing import Any
 
 import httpx
 import pytest
-import redis
 import sqlalchemy as sa
 
 from service.extensions import db
 from service.models import AnalyzeFeedback
-from tests.analyze_helpers import release_database
-from tests.worker_helpers import comments, decided, detoxify_settings, rows_locked, wait_for
-
-# Coral's call, as its Perspective service makes it: only TOXICITY, the tenant's locale,
-# the key in the query string, 800 ms before it gives up.
-CORAL_TIMEOUT_S = 0.8
-
-
-def coral_body(text: str, language: str = "en", do_not_store: bool = True) -> dict[str, Any]:
-    return {
-        "comment": {"text": text},
-        "doNotStore": do_not_store,
-        "requestedAttributes": {"TOXICITY": {}},
-        "languages": [language],
-    }
-
-
-def analyze(
-    base: str, body: Any, key: str | None, release: bool = True, **options: Any
-) -> httpx.Response:
-    if release:
-        release_database()
-    params = {"key": key} if key else {}
-    return httpx.post(
-        f"{base}/v1alpha1/comments:analyze",
-        params=params,
-        json=body,
-        timeout=options.pop("timeout", 10),
-        **options,
-    )
-
-
-def assert_perspective_error(answer: httpx.Response, code: int, status: str, *words: str) -> None:
-    assert answer.status_code == code, answer.text
-    error = answer.json()["error"]
-    assert set(error) == {"code", "message", "status"}
-    assert (error["code"], error["status"]) == (code, status)
-    for word in words:
-        assert word in error["message"]
-
-
-@pytest.fixture
-def analyze_stream(redis_server: redis.Redis, redis_prefix: str):
-    """The analyze stream's length and its group's pending count."""
-
-    class Stream:
-        name = f"{redis_prefix}:analyze"
-
-        @staticmethod
-        def length() -> int:
-            return redis_server.xlen(Stream.name)
-
-        @staticmethod
-        def pending() -> int:
-            try:
-                return redis_server.xpending(Stream.name, "scorers")["pending"]
-            except redis.ResponseError:
-                return 0
-
-    return Stream
+from tests.analyze_helpers import (
+    CORAL_TIMEOUT_S,
+    analyze,
+    assert_perspective_error,
+    coral_body,
+    release_database,
+)
+from tests.worker_helpers import detoxify_settings
 
 
 def test_coral_call_is_scored_by_a_detoxify_worker_in_perspective_shape(
@@ -248,50 +194,6 @@ def test_per_key_rate_limit_answers_429_in_perspective_shape_with_retry_after(
     assert int(third.headers["Retry-After"]) >= 1
 
 
-@pytest.fixture
-def long_key_cache(config: dict[str, Any]) -> None:
-    """Keys stay verified for the whole test (the API must not need a locked database)."""
-    config["API_KEY_CACHE_S"] = 600.0
-
-
-def test_deadline_passes_while_the_worker_is_busy_503_and_the_request_is_never_scored(
-    long_key_cache,
-    live_server,
-    site,
-    submit,
-    start_worker,
-    tiny_checkpoint,
-    analyze_stream,
-    redis_server,
-    redis_prefix,
-):
-    ids = [submit(body="A comment for the backlog.").get_json()["id"]]
-    # Warm the key cache (no worker yet: a 503), so the API needs no database below.
-    assert analyze(live_server, coral_body("warm up"), site.site).status_code == 503
-    with rows_locked(ids):  # the worker gets stuck deciding its pass while the request waits
-        worker = start_worker(ready=True, **detoxify_settings(tiny_checkpoint))
-        wait_for(lambda: _read_once(redis_server, redis_prefix), "the comment read", worker)
-        time.sleep(1.0)  # scored by now, waiting for the lock
-        started = time.monotonic()
-        answer = analyze(live_server, coral_body("Are you there?"), site.site, release=False)
-        waited = time.monotonic() - started
-    assert_perspective_error(answer, 503, "UNAVAILABLE", "700 ms")
-    assert 0.6 < waited < 1.5
-    wait_for(lambda: decided(ids), "the backlog decided", worker)
-    time.sleep(0.5)  # a turn of the loop after the pass: the request would be answered now
-    assert "analyze pass" not in worker.log()  # the caller had gone: never scored
-    assert analyze_stream.length() == 0
-    assert not list(redis_server.scan_iter(f"{redis_prefix}:reply:*"))
-
-
-def _read_once(redis_server: redis.Redis, redis_prefix: str) -> bool:
-    """True once the worker has read the comment's message (it is pending in the group)."""
-    try:
-        return redis_server.xpending(f"{redis_prefix}:score", "scorers")["pending"] > 0
-    except redis.ResponseError:
-        return False
-
-
 def test_do_not_store_leaves_no_trace(
     live_server, site, start_worker, tiny_checkpoint, redis_server, redis_prefix, caplog, app
 ):
@@ -314,85 +216,6 @@ def test_do_not_store_leaves_no_trace(
     db.session.rollback()
     assert "river" not in worker.log()
     assert "river" not in caplog.text
-
-
-def test_concurrent_requests_are_scored_in_one_pass(
-    database_url, live_server, site, start_worker, tiny_checkpoint
-):
-    if not database_url.startswith("sqlite"):
-        pytest.skip("scoring does not depend on the database: one backend is enough")
-    from tests.analyze_helpers import free_port
-
-    port = free_port()
-    start_worker(
-        ready=True, **detoxify_settings(tiny_checkpoint, ANALYZE_GATHER_MS=500, METRICS_PORT=port)
-    )
-    barrier = threading.Barrier(4)
-    answers: list[httpx.Response] = []
-
-    def call(n: int) -> None:
-        barrier.wait()
-        body = coral_body(f"comment number {n}")
-        answers.append(analyze(live_server, body, site.site, release=False))
-
-    release_database()
-    threads = [threading.Thread(target=call, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(20)
-
-    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
-    scraped = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-    samples = dict(
-        line.rsplit(" ", 1) for line in scraped.splitlines() if line and not line.startswith("#")
-    )
-    assert float(samples["civility_analyze_passes_total"]) == 1
-    assert float(samples["civility_analyze_pass_requests_sum"]) == 4
-    assert float(samples["civility_analyze_pass_texts_sum"]) == 4
-
-
-def test_worker_killed_mid_request_loses_only_that_answer(
-    live_server,
-    site,
-    submit,
-    start_worker,
-    tiny_checkpoint,
-    analyze_stream,
-    app,
-    redis_server,
-    redis_prefix,
-):
-    app.config["ANALYZE_TIMEOUT_MS"] = 2500
-    settings = detoxify_settings(tiny_checkpoint, ANALYZE_TIMEOUT_MS=2500)
-    first = start_worker(ready=True, **settings, ANALYZE_GATHER_MS=2000)
-    answers: list[httpx.Response] = []
-    release_database()
-    caller = threading.Thread(
-        target=lambda: answers.append(
-            analyze(live_server, coral_body("first"), site.site, release=False)
-        )
-    )
-    caller.start()
-    wait_for(lambda: analyze_stream.pending() == 1, "the worker holding the request", first)
-    first.signal(signal.SIGKILL)
-    caller.join(10)
-    # Its announcement runs out (three beats) before the next worker is counted on.
-    wait_for(
-        lambda: not redis_server.zcount(f"{redis_prefix}:analyzers", time.time(), "+inf"),
-        "the dead worker no longer counted",
-    )
-
-    assert_perspective_error(answers[0], 503, "UNAVAILABLE")
-    second = start_worker(ready=True, **settings)
-    again = analyze(live_server, coral_body("second"), site.site)
-    assert again.status_code == 200, again.text
-    ids = [submit(body="Still decided.").get_json()["id"]]
-    wait_for(lambda: decided(ids), "the comment decided", second)
-    assert comments(ids)[ids[0]].model.startswith("detoxify-tiny@")
-    # The dead worker's entry is cleared from the group, not redelivered.
-    wait_for(lambda: analyze_stream.pending() == 0, "the abandoned entry cleared", second)
-    assert analyze_stream.length() == 0
 
 
 def test_suggestscore_stores_the_label_per_site_and_honours_do_not_store(live_server, site):

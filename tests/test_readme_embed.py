@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_helpers import in_ci
-from tests.embed_helpers import SECRET, embed_post
-from tests.test_embed import sso_site, stored  # noqa: F401 (a fixture)
+from tests.embed_helpers import SECRET, embed_post, stored
 
 ROOT = Path(__file__).resolve().parents[1]
 JS = ROOT / "tests" / "js"
@@ -27,7 +26,7 @@ def readme_block(language: str) -> str:
     return blocks[0]
 
 
-def test_python_example_makes_a_token_the_api_accepts(client, sso_site):  # noqa: F811
+def test_python_example_makes_a_token_the_api_accepts(client, sso_site):
     namespace = {"EMBED_SECRET": SECRET, "user_id": "user-42", "user_name": "Ada Reader"}
     exec(readme_block("python"), namespace)
     answer = embed_post(client, sso_site.id, token=namespace["token"])
@@ -50,7 +49,7 @@ def node_or_skip() -> str:
     raise AssertionError("unreachable")
 
 
-def test_node_example_makes_a_token_the_api_accepts(client, sso_site, tmp_path):  # noqa: F811
+def test_node_example_makes_a_token_the_api_accepts(client, sso_site, tmp_path):
     node = node_or_skip()
     example = tmp_path / "example.js"
     example.write_text(readme_block("js"))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bench.scale import seed
+from bench.scale_seed import seed
 from service.extensions import db
 from service.moderation.policy import LABELS
 from service.score_key import index_name

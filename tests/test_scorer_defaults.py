@@ -5,8 +5,7 @@ from __future__ import annotations
 from service.extensions import db
 from service.models import Site
 from service.moderation.policy import DEFAULT_HOLD_AT, PROFANITY_CHECK_HOLD_AT
-from tests.test_worker import submit_ids
-from tests.worker_helpers import comments
+from tests.worker_helpers import comments, submit_ids
 
 # profanity-check scores this about 0.49: above its own hold_at (0.37), below Detoxify's (0.6).
 MILD = "This is nonsense"

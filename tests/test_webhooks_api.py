@@ -6,32 +6,17 @@ from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from pytest_httpserver import HTTPServer
 
 from service import outbox
 from service.extensions import db
 from service.models import WebhookDelivery, utcnow
-from tests.webhook_helpers import FAST_WEBHOOKS, Receiver, dispatch
+from tests.webhook_helpers import FAST_WEBHOOKS, dispatch
 
 
 @pytest.fixture(autouse=True)
 def webhook_settings(config):
     config.update(FAST_WEBHOOKS, WEBHOOK_ROTATION_OVERLAP_S=3600)
     return config
-
-
-@pytest.fixture(scope="module")
-def http_server():
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def receiver(http_server):
-    yield Receiver(http_server)
-    http_server.clear()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -15,12 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 import standardwebhooks
 import svix.webhooks
 from flask import Flask
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from service import outbox
+from service.extensions import db
+from service.models import Comment, WebhookAttempt, WebhookDelivery
+from service.moderation.moderate import moderate
+from service.moderation.states import CommentStatus
 from workers.dispatcher import Dispatcher
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,3 +142,57 @@ class DispatcherProcess:
     def stop(self) -> None:
         if self.process.poll() is None:
             self.kill()
+
+
+SCORES = {"toxicity": 0.97, "insult": 0.91}
+
+
+REASONS = [{"code": "threshold", "label": "toxicity", "score": 0.97, "threshold": 0.9}]
+
+
+def create_endpoint(client, site, url: str, **fields) -> dict:
+    answer = client.post("/v1/webhooks", json={"url": url, **fields}, headers=site.auth("admin"))
+    assert answer.status_code == 201, answer.get_json()
+    return answer.get_json()
+
+
+def policy_decides(comment_id: int, status: CommentStatus) -> None:
+    """What the scoring worker does with a decision."""
+    comment = db.session.get(Comment, comment_id)
+    comment.model = "test-model@1"
+    moderate(comment, status, actor="policy", scores=SCORES, reasons=REASONS, model="test-model@1")
+    db.session.commit()
+
+
+def emit_events(site_id: int, count: int) -> None:
+    for n in range(count):
+        outbox.emit(site_id, "comment.approved", {"n": n})
+    db.session.commit()
+
+
+def deliveries() -> list[sa.Row]:
+    """The deliveries as plain rows; the read ends at once (on SQLite it holds the write lock)."""
+    d = WebhookDelivery
+    query = sa.select(
+        d.id, d.status, d.attempts, d.next_attempt_at, d.last_status_code, d.last_error
+    ).order_by(d.id)
+    try:
+        return list(db.session.execute(query))
+    finally:
+        db.session.rollback()
+
+
+def attempt_codes(delivery_id: int) -> list[int | None]:
+    return list(
+        db.session.scalars(
+            sa.select(WebhookAttempt.status_code)
+            .where(WebhookAttempt.delivery_id == delivery_id)
+            .order_by(WebhookAttempt.attempt)
+        )
+    )
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import redis
 import sqlalchemy as sa
 
 from service.extensions import db
@@ -149,3 +150,31 @@ def rows_locked(ids: list[int]) -> Iterator[None]:
         yield
     finally:
         db.session.rollback()
+
+
+def submit_ids(submit, *bodies: str, **fields: Any) -> list[int]:
+    """Submit each body (each by its own author) and return the new comments' ids."""
+    ids = []
+    for n, body in enumerate(bodies):
+        answer = submit(body=body, author=f"reader-{n}", **fields)
+        assert answer.status_code == 202, answer.get_json()
+        ids.append(answer.get_json()["id"])
+    return ids
+
+
+class StreamCounts:
+    """Names and counts of one of the test's Redis streams, read by the ``scorers`` group."""
+
+    def __init__(self, redis_server: redis.Redis, name: str) -> None:
+        self.redis = redis_server
+        self.name = name
+        self.dead = f"{name}:dead"
+
+    def pending(self) -> int:
+        try:
+            return self.redis.xpending(self.name, "scorers")["pending"]
+        except redis.ResponseError:  # no group yet
+            return 0
+
+    def length(self) -> int:
+        return self.redis.xlen(self.name)
