@@ -20,14 +20,14 @@ from tests.analyze_helpers import (
     coral_body,
     release_database,
 )
+from tests.marks import ONE_BACKEND
 from tests.worker_helpers import detoxify_settings
 
 
+@ONE_BACKEND
 def test_coral_call_is_scored_by_a_detoxify_worker_in_perspective_shape(
     database_url, live_server, site, start_worker, tiny_checkpoint, redis_server, redis_prefix
 ):
-    if not database_url.startswith("sqlite"):
-        pytest.skip("scoring does not depend on the database: one backend is enough")
     worker = start_worker(ready=True, **detoxify_settings(tiny_checkpoint))
 
     answer = analyze(
@@ -50,11 +50,10 @@ def test_coral_call_is_scored_by_a_detoxify_worker_in_perspective_shape(
     assert summary["value"] == pytest.approx(scorer.score(["You are an idiot."])[0]["toxicity"])
 
 
+@ONE_BACKEND
 def test_every_attribute_threshold_span_and_client_token(
     database_url, live_server, site, start_worker, tiny_checkpoint
 ):
-    if not database_url.startswith("sqlite"):
-        pytest.skip("scoring does not depend on the database: one backend is enough")
     start_worker(ready=True, **detoxify_settings(tiny_checkpoint))
     text = "Thanks for the article. You are an idiot! Read it again."
     attributes = ["TOXICITY", "SEVERE_TOXICITY", "IDENTITY_ATTACK", "INSULT", "PROFANITY", "THREAT"]
@@ -97,11 +96,10 @@ def test_every_attribute_threshold_span_and_client_token(
     assert set(kept.json()["attributeScores"]) == {n for n, v in values.items() if v >= cut}
 
 
+@ONE_BACKEND
 def test_a_language_the_model_was_not_trained_on_is_scored_and_says_so(
     database_url, live_server, site, start_worker, tiny_checkpoint
 ):
-    if not database_url.startswith("sqlite"):
-        pytest.skip("scoring does not depend on the database: one backend is enough")
     start_worker(ready=True, **detoxify_settings(tiny_checkpoint))
 
     answer = analyze(live_server, coral_body("Du bist ein Idiot.", "de"), site.site)
@@ -118,11 +116,10 @@ def test_a_language_the_model_was_not_trained_on_is_scored_and_says_so(
     assert "TOXICITY" in answer.json()["attributeScores"]
 
 
+@ONE_BACKEND
 def test_bad_requests_answer_400_in_perspective_shape_naming_the_problem(
     database_url, live_server, site, start_worker, tiny_checkpoint, app
 ):
-    if not database_url.startswith("sqlite"):
-        pytest.skip("scoring does not depend on the database: one backend is enough")
     start_worker(ready=True, **detoxify_settings(tiny_checkpoint))
     key = site.site
     cases = [

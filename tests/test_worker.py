@@ -10,12 +10,12 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import sqlalchemy as sa
 
 from service.extensions import db
 from service.models import Author, Site
 from tests.conftest import REDIS_URL
+from tests.marks import POSTGRES_ONLY
 from tests.worker_helpers import (
     CIVILITY,
     ROOT,
@@ -219,11 +219,10 @@ def test_comments_are_decided_after_redis_loses_its_data(
     assert "re-enqueued" in worker.log()  # by the sweeper
 
 
+@POSTGRES_ONLY
 def test_worker_retries_its_batch_when_the_database_connection_dies(
     submit, start_worker, stream, database_url
 ):
-    if database_url.startswith("sqlite"):
-        pytest.skip("needs a database server whose connections can be cut")
     ids = submit_ids(submit, "Kept.", "Kept too.")
     with rows_locked(ids):
         worker = start_worker()

@@ -12,6 +12,7 @@ import pytest
 
 from service.extensions import db
 from service.models import Site
+from tests.marks import ONE_BACKEND
 from tests.worker_helpers import (
     comments,
     decided,
@@ -23,11 +24,10 @@ from tests.worker_helpers import (
 )
 
 
+@ONE_BACKEND
 def test_detoxify_worker_records_its_model_and_flags_truncated_texts(
     database_url, submit, start_worker, tiny_checkpoint
 ):
-    if not database_url.startswith("sqlite"):
-        pytest.skip("scoring does not depend on the database: one backend is enough")
     checkpoint, config_dir = tiny_checkpoint
     short, long = submit_ids(submit, "thanks", "the long story " * 20)
 
@@ -62,11 +62,10 @@ def assert_decided_once_by(model_prefix: str, ids: list[int]) -> list[int]:
     return [event.comment_id for event in events]
 
 
+@ONE_BACKEND
 def test_backlogged_worker_reads_a_window_and_scores_it_shortest_first(
     database_url, submit, start_worker, stream, tiny_checkpoint
 ):
-    if not database_url.startswith("sqlite"):
-        pytest.skip("scoring does not depend on the database: one backend is enough")
     ids = submit_ids(submit, *MIXED)
 
     worker = start_worker(
@@ -105,11 +104,10 @@ def test_sigterm_mid_window_finishes_the_pass_and_gives_back_the_rest(
     assert (stream.pending(), stream.length()) == (0, 0)
 
 
+@ONE_BACKEND
 def test_worker_falls_back_and_says_so_when_its_scorer_cannot_load(
     database_url, submit, start_worker, redis_server, redis_prefix
 ):
-    if not database_url.startswith("sqlite"):
-        pytest.skip("loading the scorer does not depend on the database: one backend is enough")
     (comment_id,) = submit_ids(submit, "A fine comment.")
 
     worker = start_worker(
@@ -130,11 +128,10 @@ def test_worker_falls_back_and_says_so_when_its_scorer_cannot_load(
     assert worker.wait() == 0, worker.log()
 
 
+@ONE_BACKEND
 def test_long_comment_whose_tail_is_toxic_is_rejected_by_the_worker(
     database_url, submit, start_worker, tiny_checkpoint, site
 ):
-    if not database_url.startswith("sqlite"):
-        pytest.skip("scoring does not depend on the database: one backend is enough")
     from service.moderation.policy import LABELS
     from workers.scorers import load_scorer
 
