@@ -6,6 +6,7 @@ import socket
 from typing import Any
 
 import httpx
+import pytest
 
 from service.extensions import db
 
@@ -59,3 +60,12 @@ def assert_perspective_error(answer: httpx.Response, code: int, status: str, *wo
     assert (error["code"], error["status"]) == (code, status)
     for word in words:
         assert word in error["message"]
+
+
+@pytest.fixture(autouse=True)
+def patient_deadline(config: dict[str, Any]) -> None:
+    """A deadline past a worker's first turn, for the test modules that import it: they are
+    about the answers' shapes, and a just-started worker sweeps and prunes before it first
+    serves, which on a busy machine can take most of the default 700 ms (the deadline
+    tests, which do not import it, keep the default)."""
+    config["ANALYZE_TIMEOUT_MS"] = 3000  # before the app is made from it

@@ -13,7 +13,7 @@ import pytest
 
 from service.extensions import db
 from service.models import Author, Site
-from tests.analyze_helpers import release_database
+from tests.analyze_helpers import patient_deadline, release_database  # noqa: F401 (autouse)
 
 SECRET = "ssc_0123456789abcdef0123456789abcdef"
 

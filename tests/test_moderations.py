@@ -9,7 +9,7 @@ import pytest
 from service.dropin import OPENAI_CATEGORIES
 from service.extensions import db
 from service.models import Site
-from tests.analyze_helpers import release_database
+from tests.analyze_helpers import patient_deadline, release_database  # noqa: F401 (autouse)
 
 RUDE = "You are a fucking idiot and your shit article is garbage."
 

@@ -18,6 +18,7 @@ from tests.analyze_helpers import (
     analyze,
     assert_perspective_error,
     coral_body,
+    patient_deadline,  # noqa: F401 (autouse)
     release_database,
 )
 from tests.marks import ONE_BACKEND
