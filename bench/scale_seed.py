@@ -16,15 +16,6 @@ from bench.common import comment_texts
 from service.models import utcnow
 
 TEXTS = 2_000  # distinct real comment bodies the seed cycles through
-LABELS = (
-    "toxicity",
-    "severe_toxicity",
-    "obscene",
-    "threat",
-    "insult",
-    "identity_attack",
-    "sexual_explicit",
-)
 # Inserted per statement: bounds the seed's memory and WAL per transaction.
 SEED_BATCH = 500_000
 TABLES = ("comment", "moderation_event", "report", "author", "article")
