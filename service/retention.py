@@ -126,10 +126,17 @@ class Pruned:
 class _Run:
     """One pruning run: the walks share the dry-run flag, the deadline and the tally."""
 
-    def __init__(self, retention: Retention, dry_run: bool, deadline: float | None) -> None:
+    def __init__(
+        self,
+        retention: Retention,
+        dry_run: bool,
+        deadline: float | None,
+        between: Callable[[], object] | None = None,
+    ) -> None:
         self.retention = retention
         self.dry_run = dry_run
         self.deadline = deadline
+        self.between = between
         self.pruned = Pruned(rows={table: 0 for table in TABLES})
 
     def out_of_time(self) -> bool:
@@ -169,6 +176,8 @@ class _Run:
                 self.pruned.add(table, n)
                 if not self.dry_run:
                     metrics.PRUNED_ROWS.labels(table).inc(n)
+            if self.between is not None:
+                self.between()
             if self.out_of_time():
                 return False
         db.session.rollback()  # end the last read: on SQLite it holds the write lock
@@ -342,11 +351,13 @@ def prune(
     dry_run: bool = False,
     deadline: float | None = None,
     now: datetime | None = None,
+    between: Callable[[], object] | None = None,
 ) -> Pruned:
     """Delete every row past its retention, a batch at a time; stop at ``deadline``
-    (``time.monotonic()``) when given. A dry run deletes nothing and counts what would go."""
+    (``time.monotonic()``) when given, and call ``between`` after each batch's transaction.
+    A dry run deletes nothing and counts what would go."""
     now = now or utcnow()
-    run = _Run(retention, dry_run, deadline)
+    run = _Run(retention, dry_run, deadline, between)
     session = DashboardSession
     steps = (
         lambda: _prune_events(run, now),

@@ -290,3 +290,20 @@ def test_a_negative_retention_is_refused_at_start(config):
 
     with pytest.raises(ValueError, match="CIVILITY_RETAIN_SESSIONS_DAYS"):
         create_app({**config, "RETAIN_SESSIONS_DAYS": -1})
+
+
+def test_between_runs_after_each_committed_batch(app, site, endpoint):
+    """The worker answers synchronous requests there: each call comes after a batch is
+    committed (what it deleted is gone for any other session), not once per run."""
+    for _ in range(7):
+        delivery(site, endpoint, "succeeded", OLD, attempts=0)
+    db.session.commit()
+    left: list[int] = []
+
+    def between() -> None:
+        with db.engine.connect() as other:  # its own connection: sees only what committed
+            left.append(other.scalar(sa.select(sa.func.count()).select_from(WebhookDelivery)))
+
+    pruned = prune(settings(app, PRUNE_BATCH=3), between=between)
+    assert pruned.rows["webhook_delivery"] == 7
+    assert left == [4, 1, 0]

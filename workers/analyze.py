@@ -231,10 +231,7 @@ class Responder(GroupMember):
         if not texts:
             return [self._reply([]) for _ in live]
         try:
-            if isinstance(self.scorer, Router):
-                results = self.scorer.score_detailed(texts, [SCORE_EVERY_LANGUAGE] * len(texts))
-            else:
-                results = self.scorer.score_detailed(texts)
+            results = self._score(texts)
             if len(results) != len(texts):
                 raise RuntimeError(f"{len(results)} results for {len(texts)} texts")
         except Exception as exc:
@@ -245,6 +242,24 @@ class Responder(GroupMember):
             replies.append(self._reply(results[start : start + len(found)]))
             start += len(found)
         return replies
+
+    def _score(self, texts: list[str]) -> list[Any]:
+        if isinstance(self.scorer, Router):
+            return self.scorer.score_detailed(texts, [SCORE_EVERY_LANGUAGE] * len(texts))
+        return self.scorer.score_detailed(texts)
+
+    def warm_up(self) -> None:
+        """Score one text before announcing this worker, so its first callers do not pay
+        for the model's first pass (torch allocates and plans its kernels then, several
+        times a warm pass) and ``seconds_per_text`` starts from a warm pass: seeded from a
+        cold one, the deadline fitting would drop requests a pass could answer."""
+        started = time.perf_counter()
+        try:
+            self._score(["warm up the model before the first request"])
+        except Exception:
+            log.warning("analyze: warm-up pass failed; the first request pays", exc_info=True)
+            return
+        log.info("analyze: warm-up pass in %.3fs", time.perf_counter() - started)
 
     def _reply(self, results: list[Any]) -> dict[str, Any]:
         return {

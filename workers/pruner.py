@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis
@@ -37,8 +37,9 @@ class Pruner:
         self.owner = owner
         self._next_check = 0.0
 
-    def run_due(self) -> Pruned | None:
-        """Prune a slice when it is this worker's turn; None when it was not."""
+    def run_due(self, between: Callable[[], object] | None = None) -> Pruned | None:
+        """Prune a slice when it is this worker's turn; None when it was not. ``between`` runs
+        after each committed batch (the worker answers synchronous requests there)."""
         if self.interval_s <= 0 or not self.retention.prunes_anything:
             return None
         if time.monotonic() < self._next_check:
@@ -48,7 +49,9 @@ class Pruner:
         if not self.client.set(self.lock_key, self.owner, nx=True, ex=int(self.budget_s) + 60):
             return None
         try:
-            pruned = prune(self.retention, deadline=time.monotonic() + self.budget_s)
+            pruned = prune(
+                self.retention, deadline=time.monotonic() + self.budget_s, between=between
+            )
         except sa.exc.SQLAlchemyError as exc:
             db.session.rollback()
             self.client.delete(self.lock_key)

@@ -149,6 +149,7 @@ class Worker(Daemon):
             self.batch_max,
             ", burst" if self.burst else "",
         )
+        self.analyze.warm_up()
         self.heartbeat.start()
         backoff = Backoff(self.db_retry_max_s)
         try:
@@ -207,8 +208,10 @@ class Worker(Daemon):
                 self.queue.forget_departed(self.consumer_forget_s * 1000)
             if self._sweep():
                 return False
-        # Retention (workers/pruner.py): a bounded slice when due; a burst worker finishes it.
-        pruned = self.pruner.run_due()
+            self.analyze.serve()  # what came in while the sweep waited on the database
+        # Retention (workers/pruner.py): a bounded slice when due, answering synchronous
+        # requests between its batches; a burst worker finishes it.
+        pruned = self.pruner.run_due(between=self.analyze.serve)
         if pruned is not None and not pruned.finished:
             return False
         return not entries and self.burst and self.queue.idle()
