@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import redis
 import sqlalchemy as sa
 
 from service.extensions import db
@@ -206,7 +207,16 @@ def test_comments_are_decided_after_redis_loses_its_data(
     before = submit_ids(submit, "Lost before the worker started.", "Lost too.")
     lose_redis_data()
     worker = start_worker("--name", "w", SWEEP_AFTER_S=1, SWEEP_INTERVAL_S=1)
-    wait_for(lambda: redis_server.get(f"{redis_prefix}:worker:w"), "a heartbeat", worker)
+
+    def group_made() -> bool:
+        # The heartbeat starts before the first turn makes the group: losing the data in
+        # between would only mean the group is made afresh, with nothing to recover.
+        try:
+            return bool(redis_server.xinfo_groups(stream.name))
+        except redis.ResponseError:  # no stream yet
+            return False
+
+    wait_for(group_made, "the consumer group", worker)
     lose_redis_data()  # again, with the worker blocked reading the group
     after = submit_ids(submit, "Added to a stream with no group.")
 
