@@ -19,8 +19,8 @@ from service.moderation.moderate import moderate
 from service.moderation.states import CommentStatus
 from tests.conftest import migrate
 from tests.test_logs import ServeProcess
-from tests.webhook_helpers import FAST_WEBHOOKS, DispatcherProcess, Receiver, wait_for
-from tests.worker_helpers import ROOT, WORKER_SETTINGS, WorkerProcess
+from tests.webhook_helpers import FAST_WEBHOOKS, DispatcherProcess, Receiver
+from tests.worker_helpers import ROOT, WORKER_SETTINGS, WorkerProcess, wait_for
 
 Samples = dict[tuple[str, frozenset], float]
 

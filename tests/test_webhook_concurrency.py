@@ -11,7 +11,8 @@ from pytest_httpserver import HTTPServer
 
 from service import outbox
 from service.extensions import db
-from tests.webhook_helpers import FAST_WEBHOOKS, Receiver, wait_for
+from tests.webhook_helpers import FAST_WEBHOOKS, Receiver
+from tests.worker_helpers import wait_for
 from workers.dispatcher import Dispatcher
 
 READ_TIMEOUT_S = 3.0

@@ -27,8 +27,8 @@ from tests.webhook_helpers import (
     dispatch,
     emit_events,
     policy_decides,
-    wait_for,
 )
+from tests.worker_helpers import wait_for
 from workers.dispatcher import Dispatcher
 
 pytestmark = pytest.mark.usefixtures("fast_webhooks")

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -99,16 +98,6 @@ def dispatch(app: Flask) -> Dispatcher:
     dispatcher = Dispatcher(app, burst=True)
     dispatcher.run()
     return dispatcher
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 15) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 class DispatcherProcess:
