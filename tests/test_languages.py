@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from service.extensions import db
 from service.models import Comment, Site, WebhookDelivery, WebhookEndpoint
-from tests.checkpoints import SAMPLE, build_tiny_checkpoint, build_tiny_multilingual_checkpoint
+from tests.checkpoints import SAMPLE
 from tests.worker_helpers import policy_events
 from workers.languages import detect, detector
 from workers.routing import Route, Router, SiteLanguages, parse_routes
@@ -33,11 +33,9 @@ def sample(language: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The tiny English BERT and the tiny multilingual XLM-R, each with its config dir."""
-    bert, _ = build_tiny_checkpoint(tmp_path_factory.mktemp("bert"))
-    xlmr, _ = build_tiny_multilingual_checkpoint(tmp_path_factory.mktemp("xlmr"))
-    return {"bert": bert, "xlmr": xlmr}
+def checkpoints(tiny_checkpoint, tiny_multilingual_checkpoint) -> dict[str, Path]:
+    """The tiny English BERT and the tiny multilingual XLM-R."""
+    return {"bert": tiny_checkpoint[0], "xlmr": tiny_multilingual_checkpoint[0]}
 
 
 @pytest.fixture(scope="module")
