@@ -58,9 +58,10 @@ def languages_read(requested: list[str], model: str) -> list[str]:
     return found or [known[0]]
 
 
-def site_policy(site: Site) -> PolicySettings:
-    """The site's compiled moderation settings, as the worker's policy reads them."""
-    return PolicySettings.from_site(site)
+def site_policy(site: Site, model: str | None = None) -> PolicySettings:
+    """The site's compiled moderation settings, as the worker's policy reads them, over the
+    default thresholds of ``model`` (the scorer that read the text)."""
+    return PolicySettings.from_site(site, model)
 
 
 def flagged_labels(scores: Mapping[str, float], policy: PolicySettings) -> set[str]:

@@ -278,6 +278,15 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     return build_tiny_checkpoint(tmp_path_factory.mktemp("detoxify"))
 
 
+@pytest.fixture(scope="session")
+def tiny_multilingual_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A Detoxify-format XLM-R checkpoint shaped like `detoxify:multilingual`, and its config
+    dir (tests/checkpoints.py)."""
+    from tests.checkpoints import build_tiny_multilingual_checkpoint
+
+    return build_tiny_multilingual_checkpoint(tmp_path_factory.mktemp("xlmr"))
+
+
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[str]:
     """The test app behind a threaded HTTP server (clients really talk HTTP); its base URL."""

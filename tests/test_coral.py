@@ -99,6 +99,27 @@ def test_whole_policy_runs_banned_author_by_coral_id_and_banned_words(
     assert html.json() == {"actions": []}
 
 
+def test_a_language_no_loaded_model_reads_is_withheld_as_the_worker_holds_it(
+    live_server, coral_site, start_worker
+):
+    """The worker's profanity-check reads English only: a German comment is not approved on
+    the scores of a model that cannot read it, unless the site scores such comments."""
+    start_worker(ready=True)
+    german = "Vielen Dank für den Artikel, aber der Autor versteht nichts von der Wirtschaft."
+
+    held = send(live_server, coral_site.id, coral_request(german), SECRET)
+    english = send(live_server, coral_site.id, coral_request("Thanks, a fair article."), SECRET)
+    row = db.session.get(Site, coral_site.id)
+    row.unsupported_language = "score"
+    db.session.commit()
+    scored = send(live_server, coral_site.id, coral_request(german), SECRET)
+
+    assert held.json() == {"status": "SYSTEM_WITHHELD", "actions": []}
+    assert english.json() == {"actions": []}
+    # Scored anyway: profanity-check finds nothing to hold in it.
+    assert scored.json() == {"actions": []}
+
+
 def test_unsigned_forged_and_stale_requests_are_refused(live_server, coral_site, app, start_worker):
     payload = coral_request("Hello.")
     assert send(live_server, coral_site.id, payload).status_code == 401

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from service.extensions import db
 from service.models import Comment, Site, WebhookDelivery, WebhookEndpoint
-from tests.checkpoints import SAMPLE, build_tiny_checkpoint, build_tiny_multilingual_checkpoint
+from tests.checkpoints import SAMPLE
 from tests.worker_helpers import policy_events
 from workers.languages import detect, detector
 from workers.routing import Route, Router, SiteLanguages, parse_routes
@@ -33,11 +33,9 @@ def sample(language: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The tiny English BERT and the tiny multilingual XLM-R, each with its config dir."""
-    bert, _ = build_tiny_checkpoint(tmp_path_factory.mktemp("bert"))
-    xlmr, _ = build_tiny_multilingual_checkpoint(tmp_path_factory.mktemp("xlmr"))
-    return {"bert": bert, "xlmr": xlmr}
+def checkpoints(tiny_checkpoint, tiny_multilingual_checkpoint) -> dict[str, Path]:
+    """The tiny English BERT and the tiny multilingual XLM-R."""
+    return {"bert": tiny_checkpoint[0], "xlmr": tiny_multilingual_checkpoint[0]}
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +232,37 @@ def test_worker_stores_language_routes_and_holds_what_no_model_reads(
     decided = [p["data"] for p in payloads if p["type"] == "comment.held"]
     assert decided and decided[0]["language"] == "de"
     assert decided[0]["reasons"][0]["code"] == "unsupported_language"
+
+
+def test_each_comment_is_decided_on_the_thresholds_of_the_model_that_read_it(
+    client, site, submit, start_worker, checkpoints
+):
+    """profanity-check holds toxicity at 0.37, Detoxify at 0.6: with both loaded, the
+    thresholds are those of the scorer each comment went to, not of the first listed."""
+    # profanity-check scores this 0.485: over its hold threshold, under Detoxify's.
+    mild = submit(body="What nonsense.").get_json()["id"]
+    french = submit(body=FRENCH, author="r-fr").get_json()["id"]
+
+    worker = start_worker(
+        "--burst",
+        SCORERS=f"detoxify:{checkpoints['bert']}=fr;profanity-check=en",
+        MODEL_PRECISION="fp32",
+    )
+
+    assert worker.wait(90) == 0, worker.log()
+    rows = {row.id: row for row in db.session.scalars(sa.select(Comment))}
+    db.session.rollback()
+    held = rows[mild]
+    assert held.model.startswith("profanity-check@")
+    assert 0.37 <= held.scores["toxicity"] < 0.6
+    assert held.status == "held", held.reasons
+    assert held.reasons[0] == {
+        "code": "toxicity",
+        "label": "toxicity",
+        "score": held.reasons[0]["score"],
+        "threshold": 0.37,
+    }
+    assert rows[french].model.startswith("detoxify-tiny@")
 
 
 def test_worker_refuses_a_malformed_scorers_setting_naming_it(start_worker) -> None:

@@ -127,7 +127,7 @@ class Decider:
         """Lock the comments, decide the pending ones by policy, commit."""
         outcome = Outcome()
         now = utcnow()
-        settings: dict[int, PolicySettings | Exception] = {}
+        settings: dict[tuple[int, str | None], PolicySettings | Exception] = {}
         found = set()
         for comment, site in self.locked(list(scored)):
             found.add(comment.id)
@@ -137,6 +137,7 @@ class Decider:
             result = scored[comment.id]
             assert result.scores is not None
             routed = result if isinstance(result, Routed) else Routed(result.scores)
+            model = routed.model if isinstance(result, Routed) else self.scorer.model
             try:
                 article_mode = comment.article.mode
                 decision = decide(
@@ -144,7 +145,7 @@ class Decider:
                     comment.body,
                     status_of(comment.author, now),
                     comment.author.approved_count,
-                    self.policy_settings(site, settings),
+                    self.policy_settings(site, model, settings),
                     Mode(article_mode) if article_mode else None,
                     language=routed.language,
                     language_supported=routed.supported,
@@ -156,7 +157,6 @@ class Decider:
             if result.truncated:
                 reasons.append({"code": "truncated"})
             reason_code = reasons[0]["code"] if reasons else None
-            model = routed.model if isinstance(result, Routed) else self.scorer.model
             comment.model = model
             comment.scored_at = now if model else None
             comment.language, comment.language_confidence = routed.language, routed.confidence
@@ -224,15 +224,21 @@ class Decider:
         return list(db.session.execute(statement).all())
 
     def policy_settings(
-        self, site: Site, cache: dict[int, PolicySettings | Exception]
+        self,
+        site: Site,
+        model: str | None,
+        cache: dict[tuple[int, str | None], PolicySettings | Exception],
     ) -> PolicySettings:
-        """The site's compiled settings, built once per batch (word lists can be long)."""
-        if site.id not in cache:
+        """The site's compiled settings for the model that read the comment (each scorer has
+        its own default thresholds: profanity-check's sit on another scale than Detoxify's),
+        built once per batch and model (word lists can be long)."""
+        key = (site.id, model)
+        if key not in cache:
             try:
-                cache[site.id] = PolicySettings.from_site(site, self.scorer.model)
+                cache[key] = PolicySettings.from_site(site, model)
             except Exception as exc:
-                cache[site.id] = exc
-        settings = cache[site.id]
+                cache[key] = exc
+        settings = cache[key]
         if isinstance(settings, Exception):
             raise settings
         return settings

@@ -20,7 +20,7 @@ from service.dropin import site_policy
 from service.errors import abort
 from service.extensions import db
 from service.models import Article, Author, CoralSecret, Site, utcnow
-from service.moderation.policy import decide
+from service.moderation.policy import UnsupportedLanguage, decide
 from service.moderation.states import AuthorStatus, CommentStatus, Mode
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,23 @@ def moderate(site_id: int):
     except AnalyzeUnavailable as exc:
         abort(503, exc.message)
     mode = Mode(article.mode) if article is not None and article.mode else None
-    decision = decide(analysis.scores[0], text, status, approved, site_policy(site), mode)
+    # The same decision the worker makes: on the thresholds of the model that read the text;
+    # a language no loaded scorer reads is held unscored (the worker never scores it), or
+    # decided on the fallback scorer's scores with unsupported_language `score`.
+    policy = site_policy(site, analysis.model)
+    scores = analysis.scores[0]
+    if not analysis.supported[0] and policy.unsupported_language == UnsupportedLanguage.HOLD:
+        scores = {}
+    decision = decide(
+        scores,
+        text,
+        status,
+        approved,
+        policy,
+        mode,
+        language=analysis.languages[0],
+        language_supported=analysis.supported[0],
+    )
     log.info(
         "coral site %s: %s (%s)",
         site_id,

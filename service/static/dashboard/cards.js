@@ -67,6 +67,10 @@ export function bodyEl(body, reasons) {
   return el;
 }
 
+function percent(value) {
+  return `${Math.round((value || 0) * 100)}%`;
+}
+
 function fixed(value) {
   return typeof value === "number" ? value.toFixed(2) : "–";
 }
@@ -76,6 +80,9 @@ export function reasonText(reason) {
     return `${reason.label.replace(/_/g, " ")} ${fixed(reason.score)} ≥ ${fixed(reason.threshold)}`;
   }
   if (WORD_REASONS[reason.code]) return `${WORD_REASONS[reason.code]} word “${reason.word}”`;
+  if (reason.code === "unsupported_language") return `no model reads ${reason.language || "its language"}`;
+  if (reason.code === "language_uncertain") return `language unsure (${reason.detected || "?"} ${percent(reason.confidence)}), read as ${reason.language}`;
+  if (reason.code === "language_scorer_missing") return `${reason.scorer} (chosen for ${reason.language}) not loaded`;
   return REASON_TEXT[reason.code] || String(reason.code).replace(/_/g, " ");
 }
 
@@ -163,7 +170,6 @@ export function scoresEl(item) {
       }),
     ),
     item.model ? h("p", { class: "model", text: item.model }) : null,
-    item.language ? h("p", { class: "model", text: `language ${item.language} (${Math.round((item.language_confidence || 0) * 100)}% sure)` }) : null,
   );
 }
 
@@ -173,7 +179,7 @@ const ACTIONS = [
   ["hold", "Hold", "h", "held"],
 ];
 
-// handlers: {decide(decision), history(), author(), select(checked), focus(), filterAuthor(), filterArticle()}
+// handlers: {decide(decision), history(), author(), select(checked), focus(), filterAuthor(), filterArticle(), filterLanguage()}
 export function renderCard(item, handlers, { selected, current, tab, notice, busy }) {
   const author = item.author || {};
   const article = item.article || {};
@@ -224,6 +230,7 @@ export function renderCard(item, handlers, { selected, current, tab, notice, bus
           "span",
           { class: "meta" },
           item.parent_id ? h("span", { class: "badge", text: `reply to #${item.parent_id}` }) : null,
+          item.language ? h("button", { type: "button", class: "link subtle language", title: `Read as ${item.language} (detector ${percent(item.language_confidence)} sure): only this language`, "aria-label": `Language ${item.language}, ${percent(item.language_confidence)} sure: filter by it`, text: item.language, onclick: handlers.filterLanguage }) : null,
           tab === "reported" || notice ? h("span", { class: `badge st-${item.status}`, text: item.status }) : null,
           h("button", { type: "button", class: "link subtle", title: "History (i)", text: `#${item.id}`, onclick: handlers.history }),
           timeEl(item.created_at),

@@ -20,7 +20,7 @@ export function filterBox(setFilters) {
     timer = setTimeout(() => {
       const form = new FormData(ui.filterBox.querySelector("form"));
       state.sort = form.get("sort");
-      setFilters(Object.fromEntries(FILTERS.map((f) => [f, String(form.get(f) || "").trim()])));
+      setFilters(Object.fromEntries(FILTERS.map((f) => [f, String(form.get(f) || "").trim()]).map(([f, v]) => [f, f === "language" ? v.toLowerCase() : v])));
     }, 250);
   };
   const field = (name, label, control) => h("div", { class: "field" }, h("label", { for: `f-${name}`, text: label }), control);
@@ -37,6 +37,7 @@ export function filterBox(setFilters) {
       field("article", "Article", h("input", { id: "f-article", name: "article", list: "article-refs", placeholder: "any", autocomplete: "off", oninput: changed })),
       ui.articles,
       field("author", "Author id", h("input", { id: "f-author", name: "author", placeholder: "any", autocomplete: "off", oninput: changed })),
+      field("language", "Language", h("input", { id: "f-language", name: "language", placeholder: "any", autocomplete: "off", maxlength: 3, size: 4, title: "A language code such as fr", oninput: changed })),
       field("reason", "Reason", select("reason", REASONS.map((r) => [r, r.replace(/_/g, " ")]), "any")),
       field("label", "Score of", select("label", config.labels.map((l) => [l, l.replace(/_/g, " ")]), "highest label")),
       h("div", { class: "field range" }, h("span", { class: "label", id: "score-range", text: "Score range" }), h("div", { class: "pair", role: "group", "aria-labelledby": "score-range" }, score("min_score", "0"), h("span", { text: "–" }), score("max_score", "1"))),

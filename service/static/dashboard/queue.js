@@ -36,6 +36,7 @@ function handlersFor(entry) {
     focus: () => setCurrent(entry.item.id, { focus: true }),
     filterAuthor: () => setFilters({ ...state.filters, author: entry.item.author.id }),
     filterArticle: () => setFilters({ ...state.filters, article: entry.item.article.ref }),
+    filterLanguage: () => setFilters({ ...state.filters, language: entry.item.language }),
   };
 }
 

@@ -10,13 +10,13 @@ export const TABS = [
   { id: "approved", label: "Approved", sources: [{ status: "approved" }] },
   { id: "rejected", label: "Rejected", sources: [{ status: "rejected" }] },
 ];
-export const FILTERS = ["article", "author", "reason", "label", "min_score", "max_score"];
+export const FILTERS = ["article", "author", "language", "reason", "label", "min_score", "max_score"];
 export const SORTS = [
   ["created", "Oldest first"],
   ["-created", "Newest first"],
   ["-score", "Highest score"],
 ];
-export const REASONS = ["toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack", "sexual_explicit", "banned_word", "suspect_word", "link", "new_author", "author_premod", "premoderation", "reported", "scoring_failed"];
+export const REASONS = ["toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack", "sexual_explicit", "banned_word", "suspect_word", "link", "new_author", "author_premod", "premoderation", "reported", "scoring_failed", "unsupported_language", "language_uncertain", "language_scorer_missing"];
 export const VERBS = { approve: ["Approve", "approved"], reject: ["Reject", "rejected"], hold: ["Hold", "held"] };
 export const PAGE = 50;
 export const PAGE_MAX = 200;
