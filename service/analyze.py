@@ -50,6 +50,8 @@ class Analysis:
     # scorer reads that language (False: the fallback language's scorer read it).
     languages: list[str | None]
     supported: list[bool]
+    # Per text: the model that read it (with several scorers, the one it was routed to).
+    models: list[str]
 
 
 def _waiting_client() -> redis.Redis:
@@ -136,14 +138,16 @@ def _request(texts: list[str]) -> Analysis:
     results = payload["results"]
     if any("error" in result for result in results):
         raise AnalyzeUnavailable("error", "A text could not be scored.")
+    models = [result.get("model") or payload["model"] for result in results]
     return Analysis(
         # The model that read the (first) text: with several scorers, the one it was routed to.
-        model=(results[0].get("model") if results else None) or payload["model"],
+        model=models[0] if models else payload["model"],
         labels=tuple(payload["labels"]),
         scores=[result["scores"] for result in results],
         truncated=[bool(result.get("truncated")) for result in results],
         languages=[result.get("language") for result in results],
         supported=[result.get("supported", True) for result in results],
+        models=models,
     )
 
 

@@ -3,9 +3,16 @@ language the model read the text as, ``detectedLanguages`` what the detector fou
 
 from __future__ import annotations
 
-from tests.analyze_helpers import analyze, coral_body, patient_deadline  # noqa: F401 (autouse)
+import httpx
+
+from tests.analyze_helpers import (  # noqa: F401 (autouse)
+    analyze,
+    coral_body,
+    patient_deadline,
+    release_database,
+)
 from tests.marks import ONE_BACKEND
-from tests.test_languages import GERMAN, MIXED, MULTILINGUAL, RUSSIAN
+from tests.test_languages import FRENCH, GERMAN, MIXED, MULTILINGUAL, RUSSIAN
 
 
 @ONE_BACKEND
@@ -38,3 +45,30 @@ def test_perspective_languages_follow_the_routed_model(
     # A caller's claim never sends a text to a model that cannot read it.
     english = answer("Thanks, a careful and fair article about the election.", "ru")
     assert (english["languages"], english["detectedLanguages"]) == (["en"], ["en"])
+
+
+@ONE_BACKEND
+def test_openai_flags_each_input_on_the_thresholds_of_the_model_that_read_it(
+    database_url, live_server, site, start_worker, tiny_checkpoint
+):
+    """profanity-check holds toxicity at 0.37, Detoxify at 0.6. The French input goes first
+    (to the tiny Detoxify), the English one to profanity-check, which scores it 0.485:
+    flagged on its own model's threshold, not on the first input's model's."""
+    start_worker(
+        ready=True,
+        SCORERS=f"detoxify:{tiny_checkpoint[0]}=fr;profanity-check=en",
+        MODEL_PRECISION="fp32",
+    )
+    release_database()
+    response = httpx.post(
+        f"{live_server}/v1/moderations",
+        json={"input": [FRENCH, "What nonsense."]},
+        headers=site.auth(),
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"].startswith("detoxify-tiny@")  # the first input's model
+    mild = body["results"][1]
+    assert 0.37 <= mild["category_scores"]["harassment"] < 0.6
+    assert mild["flagged"] is True

@@ -146,11 +146,16 @@ def moderations():
         analysis = score_texts(texts, "openai")
     except AnalyzeUnavailable as exc:
         raise OpenAIError(503, exc.message) from None
-    policy = site_policy(g.site)
+    # Each text is flagged on the thresholds of the model that read it: with scorers
+    # routed by language, a site's unset thresholds are each model's own defaults.
+    policies = {model: site_policy(g.site, model) for model in set(analysis.models)}
     return jsonify(
         {
             "id": f"modr-{secrets.token_hex(12)}",
             "model": analysis.model,
-            "results": [result_for(scores, policy) for scores in analysis.scores],
+            "results": [
+                result_for(scores, policies[model])
+                for scores, model in zip(analysis.scores, analysis.models, strict=True)
+            ],
         }
     )
