@@ -33,12 +33,13 @@ def uncount_resolved(comment_ids: list[int]) -> None:
     if not by_comment:
         return
     db.session.flush()
-    db.session.execute(
-        sa.update(Comment)
-        .where(Comment.id == sa.bindparam("cid"))
-        .values(open_reports=Comment.open_reports - sa.bindparam("n")),
+    # Core, not the ORM's bulk update: one statement run for each (comment, n).
+    table = Comment.__table__
+    db.session.connection().execute(
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("cid"))
+        .values(open_reports=table.c.open_reports - sa.bindparam("n")),
         [{"cid": cid, "n": n} for cid, n in sorted(by_comment.items())],
-        execution_options={"synchronize_session": False},
     )
     # The session's copies of those comments would otherwise show the old count.
     for comment in db.session.identity_map.values():
