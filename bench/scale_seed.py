@@ -102,6 +102,14 @@ FROM (SELECT author_id, count(*) FILTER (WHERE status = 'approved') AS approved,
 WHERE author.id = c.author_id
 """
 
+# What service.moderation.report_counts keeps on a live site.
+SEED_OPEN_REPORTS = """
+UPDATE comment SET open_reports = r.n
+FROM (SELECT comment_id, count(*) AS n FROM report
+      WHERE site_id = :site AND resolved_at IS NULL GROUP BY comment_id) AS r
+WHERE comment.id = r.comment_id
+"""
+
 
 def seed(engine: sa.Engine, site_id: int, comments: int) -> dict[str, Any]:
     """A year of ``comments`` on one site, by SQL; returns the refs and ids routes need."""
@@ -167,6 +175,7 @@ def seed(engine: sa.Engine, site_id: int, comments: int) -> dict[str, Any]:
             conn.execute(sa.text(SEED_REPORTS), bounds)
     with engine.begin() as conn:
         conn.execute(sa.text(SEED_AUTHOR_COUNTS), common)
+        conn.execute(sa.text(SEED_OPEN_REPORTS), common)
         # The ids were given explicitly: move the sequence past them.
         conn.execute(
             sa.text("SELECT setval(pg_get_serial_sequence('comment', 'id'), :last)"),

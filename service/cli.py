@@ -252,6 +252,25 @@ def stats_rebuild(site_id: int | None) -> None:
     emit({"site_id": site_id, "days": days, "kept_before": horizon})
 
 
+@main.group()
+def counts() -> None:
+    """Maintain the counters kept beside the comments."""
+
+
+@counts.command("rebuild")
+@click.option("--site", "site_id", type=int, help="Only this site id (default: every site).")
+@with_appcontext
+def counts_rebuild(site_id: int | None) -> None:
+    """Recount each comment's open reports from the reports (if ever in doubt)."""
+    from service.moderation import report_counts
+
+    if site_id is not None and db.session.get(Site, site_id) is None:
+        raise click.ClickException(f"no site {site_id}")
+    fixed = report_counts.rebuild(site_id)
+    db.session.commit()
+    emit({"site_id": site_id, "open_reports_fixed": fixed})
+
+
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Delete nothing; count what would go.")
 @with_appcontext

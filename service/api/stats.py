@@ -144,12 +144,15 @@ def _split(rows: list[Any]) -> dict[str, int]:
     return split
 
 
-def _latency(where: list[Any], sample_max: int) -> dict[str, Any]:
+def _latency(where: list[Any], sample_max: int, *, dense: bool) -> dict[str, Any]:
     """Median and nearest-rank p95 of submit-to-decision seconds of the newest decisions.
 
     Postgres computes them (percentile_cont is the median's interpolation,
     percentile_disc the nearest rank); SQLite has no percentile aggregate, so there the
-    sample's seconds come to Python.
+    sample's seconds come to Python. ``dense``: the sample's comments are nearly every
+    comment of their id range (the policy decides each one), so the join reads that
+    range of the primary key; a sparse sample (moderators decide a few percent) looks
+    each comment up instead, as the range would span the whole window's comments.
     """
     sample = (
         sa.select(ModerationEvent.comment_id, ModerationEvent.created_at.label("decided"))
@@ -158,15 +161,14 @@ def _latency(where: list[Any], sample_max: int) -> dict[str, Any]:
         .limit(sample_max)
         .cte("sample")
     )
-    # Bounding the comments by the sample's own id range changes no row, but lets the
-    # join read that range of the primary key instead of every comment of the site.
-    lowest = sa.select(sa.func.min(sample.c.comment_id)).scalar_subquery()
-    highest = sa.select(sa.func.max(sample.c.comment_id)).scalar_subquery()
-    newest = (
-        sa.select(sample.c.decided, Comment.created_at.label("created"))
-        .join(Comment, Comment.id == sample.c.comment_id)
-        .where(Comment.id >= lowest, Comment.id <= highest)
+    newest = sa.select(sample.c.decided, Comment.created_at.label("created")).join(
+        Comment, Comment.id == sample.c.comment_id
     )
+    if dense:
+        # Bounding the comments by the sample's own id range changes no row.
+        lowest = sa.select(sa.func.min(sample.c.comment_id)).scalar_subquery()
+        highest = sa.select(sa.func.max(sample.c.comment_id)).scalar_subquery()
+        newest = newest.where(Comment.id >= lowest, Comment.id <= highest)
     if db.session.get_bind().dialect.name == "postgresql":
         sample = newest.subquery()
         seconds = sa.func.greatest(0.0, sa.extract("epoch", sample.c.decided - sample.c.created))
@@ -266,8 +268,10 @@ def site_stats(
         "by_moderator": [{"actor": actor, "decisions": n} for actor, n in moderators],
         "overrides": overrides,
         "latency": {
-            "policy": _latency([*window, is_policy(event)], sample_max),
-            "moderators": _latency([*window, is_human(event), first_human], sample_max),
+            "policy": _latency([*window, is_policy(event)], sample_max, dense=True),
+            "moderators": _latency(
+                [*window, is_human(event), first_human], sample_max, dense=False
+            ),
         },
         "reports": {
             "received": counts["reports_received"],

@@ -96,6 +96,10 @@ class Author(db.Model):
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+# The partial index ix_comment_open_reported's condition (and the queue counts' query).
+OPEN_REPORTED = "open_reports > 0 AND status IN ('approved', 'held')"
+
+
 class Comment(db.Model):
     __tablename__ = "comment"
     __table_args__ = (
@@ -134,6 +138,22 @@ class Comment(db.Model):
             "created_at",
             postgresql_where=sa.text("status IN ('held', 'pending')"),
             sqlite_where=sa.text("status IN ('held', 'pending')"),
+        ),
+        # Approved or held comments with open reports, by article: the queue's reported
+        # counts are an index-only scan of these (service.moderation.report_counts).
+        sa.Index(
+            "ix_comment_open_reported",
+            "site_id",
+            "article_id",
+            postgresql_where=sa.text(OPEN_REPORTED),
+            sqlite_where=sa.text(OPEN_REPORTED),
+        ),
+        # /v1/stats' comments by language in a window, from the index alone.
+        sa.Index(
+            "ix_comment_site_created_language",
+            "site_id",
+            "created_at",
+            postgresql_include=["language", "status", "reason_codes"],
         ),
         # Replies of a deleted comment (ON DELETE SET NULL), found without a table scan.
         sa.Index(
@@ -176,6 +196,8 @@ class Comment(db.Model):
     scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decided_by: Mapped[str | None] = mapped_column(sa.String(100))
+    # Its unresolved reports, kept by service.moderation.report_counts.
+    open_reports: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
     article: Mapped[Article] = relationship(lazy="joined", innerjoin=True)
     author: Mapped[Author] = relationship(lazy="joined", innerjoin=True)

@@ -34,6 +34,7 @@ from service import metrics, outbox
 from service.errors import Conflict
 from service.extensions import db
 from service.models import Comment, ModerationEvent, Report, utcnow
+from service.moderation.report_counts import uncount_resolved
 from service.moderation.states import CommentStatus, can_move
 
 POLICY = "policy"  # the actor of the scoring worker's decisions
@@ -171,12 +172,14 @@ def resolve_reports(comment_ids: list[int], actor: str) -> int:
     """Mark the open reports of ``comment_ids`` resolved by ``actor``; returns how many."""
     if not comment_ids:
         return 0
-    result = db.session.execute(
+    resolved = db.session.scalars(
         sa.update(Report)
         .where(Report.comment_id.in_(comment_ids), Report.resolved_at.is_(None))
         .values(resolved_at=utcnow(), resolved_by=actor)
-    )
-    return result.rowcount
+        .returning(Report.comment_id)
+    ).all()
+    uncount_resolved(resolved)
+    return len(resolved)
 
 
 _DECIDED = "civility.decisions"

@@ -9,6 +9,7 @@ from service.extensions import db
 from service.models import Comment, Report
 from service.moderation.locks import locked
 from service.moderation.moderate import MoveConflict, moderate
+from service.moderation.report_counts import counted_report
 from service.moderation.states import CommentStatus
 
 REASON = "reported"
@@ -50,6 +51,7 @@ def file_report(
         note=note,
     )
     db.session.add(report)
+    counted_report(comment)
     db.session.flush()
     outbox.emit(
         comment.site_id,
