@@ -112,6 +112,25 @@ class EmbedSecretOut(ma.Schema):
     )
 
 
+# What a reader's write (a comment, a report) may answer besides success: a bad or missing
+# token, writes off or a foreign origin, an unknown article or comment, comments closed
+# or a comment that refuses reports, too many requests.
+READER_WRITE_ERRORS = (
+    (401, "UNAUTHORIZED"),
+    (403, "FORBIDDEN"),
+    (404, "NOT_FOUND"),
+    (409, "CONFLICT"),
+    (429, "TOO_MANY_REQUESTS"),
+)
+
+
+def _reader_write_errors(view: Any) -> Any:
+    """Document READER_WRITE_ERRORS on ``view``, in their order."""
+    for code, name in reversed(READER_WRITE_ERRORS):
+        view = blp.alt_response(code, response=name)(view)
+    return view
+
+
 def _site(site_id: int) -> Site:
     site = db.session.get(Site, site_id)
     if site is None:
@@ -251,11 +270,7 @@ class EmbedComments(MethodView):
     @blp.arguments(SiteArg, location="query")
     @blp.arguments(EmbedCommentIn())
     @blp.response(202, EmbedCommentOut)
-    @blp.alt_response(401, response="UNAUTHORIZED")
-    @blp.alt_response(403, response="FORBIDDEN")
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(409, response="CONFLICT")
-    @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+    @_reader_write_errors
     def post(self, args: dict, fields: dict, ref: str):
         """Comment as a reader: stored as pending, scored by a worker, like any comment.
 
@@ -314,11 +329,7 @@ class EmbedReports(MethodView):
     @blp.arguments(SiteArg, location="query")
     @blp.arguments(EmbedReportIn)
     @blp.response(201, EmbedReportOut)
-    @blp.alt_response(401, response="UNAUTHORIZED")
-    @blp.alt_response(403, response="FORBIDDEN")
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(409, response="CONFLICT")
-    @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+    @_reader_write_errors
     def post(self, args: dict, fields: dict, comment_id: int):
         """Report a published comment as a reader (the site's reports, with its requeue rule)."""
         site = _site(args["site"])
