@@ -7,8 +7,10 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import Any
 
 from workers.scorers import DETOXIFY_MODELS, ModelOptions, Scored, Scorer, _text_list
 from workers.weights import (
@@ -29,8 +31,9 @@ Encoded = tuple[list[dict[str, list[int]]], bool]
 class DetoxifyScorer(Scorer):
     """A Detoxify model, named (`original`, …) or a local checkpoint with its HF config dir."""
 
-    def __init__(self, source: str, options: ModelOptions | None = None) -> None:
-        options = options or ModelOptions()
+    def __init__(self, source: str, options: ModelOptions | None = None, **fields: Any) -> None:
+        """``fields`` change single ModelOptions fields of ``options`` (the defaults when None)."""
+        options = replace(options or ModelOptions(), **fields)
         device, max_batch, max_tokens = options.device, options.max_batch, options.max_tokens
         if max_batch < 1 or max_tokens < 4 or options.max_windows < 1:
             raise ValueError(
