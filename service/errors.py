@@ -101,6 +101,18 @@ def _payload(error: HTTPException) -> tuple[dict[str, Any], dict[str, str]]:
     return payload, headers
 
 
+def alt_responses(blp: Any, *codes: int) -> Any:
+    """Decorator: document on a view each of ``codes`` as its standard error answer (404:
+    NOT_FOUND, …), in the order given."""
+
+    def decorate(view: Any) -> Any:
+        for code in reversed(codes):
+            view = blp.alt_response(code, response=HTTPStatus(code).name)(view)
+        return view
+
+    return decorate
+
+
 def face_error(error: HTTPException) -> tuple[int, str, dict[str, str]]:
     """What a compatibility face (OpenAI, Perspective) needs of any failure to answer it in
     its own shape: the status, the message (the face error's own, abort's, or werkzeug's

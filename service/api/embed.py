@@ -14,7 +14,7 @@ from service import embed_tokens, logs, ratelimit
 from service.api.common import REF_PARAM, CleanString, Id, check_ref
 from service.auth import Role, actor_name, require
 from service.embed_tokens import Reader
-from service.errors import abort, field_error
+from service.errors import abort, alt_responses, field_error
 from service.extensions import db, get_or_create
 from service.models import Article, Author, Comment, Site, SiteEvent
 from service.moderation import reports
@@ -115,20 +115,7 @@ class EmbedSecretOut(ma.Schema):
 # What a reader's write (a comment, a report) may answer besides success: a bad or missing
 # token, writes off or a foreign origin, an unknown article or comment, comments closed
 # or a comment that refuses reports, too many requests.
-READER_WRITE_ERRORS = (
-    (401, "UNAUTHORIZED"),
-    (403, "FORBIDDEN"),
-    (404, "NOT_FOUND"),
-    (409, "CONFLICT"),
-    (429, "TOO_MANY_REQUESTS"),
-)
-
-
-def _reader_write_errors(view: Any) -> Any:
-    """Document READER_WRITE_ERRORS on ``view``, in their order."""
-    for code, name in reversed(READER_WRITE_ERRORS):
-        view = blp.alt_response(code, response=name)(view)
-    return view
+READER_WRITE_ERRORS = (401, 403, 404, 409, 429)
 
 
 def _site(site_id: int) -> Site:
@@ -270,7 +257,7 @@ class EmbedComments(MethodView):
     @blp.arguments(SiteArg, location="query")
     @blp.arguments(EmbedCommentIn())
     @blp.response(202, EmbedCommentOut)
-    @_reader_write_errors
+    @alt_responses(blp, *READER_WRITE_ERRORS)
     def post(self, args: dict, fields: dict, ref: str):
         """Comment as a reader: stored as pending, scored by a worker, like any comment.
 
@@ -329,7 +316,7 @@ class EmbedReports(MethodView):
     @blp.arguments(SiteArg, location="query")
     @blp.arguments(EmbedReportIn)
     @blp.response(201, EmbedReportOut)
-    @_reader_write_errors
+    @alt_responses(blp, *READER_WRITE_ERRORS)
     def post(self, args: dict, fields: dict, comment_id: int):
         """Report a published comment as a reader (the site's reports, with its requeue rule)."""
         site = _site(args["site"])
