@@ -29,62 +29,57 @@ ARTICLE = {
 BYLINE = "By Staff Reporter"
 SUSPECT_WORDS = ["idiot", "morons", "propaganda", "shill"]
 # Written for this demo: some civil, some not, so every policy outcome shows up.
-COMMENTS: list[dict[str, Any]] = [
-    {
-        "author": {"id": "reader-ana", "name": "Ana"},
-        "body": "The readout stresses a 'multipolar' order again. I would like to know which "
+# Each reader is (name, body) and signs as ``reader-<name>``; a reply names its parent's index.
+COMMENTS: list[tuple[str, str]] = [
+    (
+        "Ana",
+        "The readout stresses a 'multipolar' order again. I would like to know which "
         "concrete coordination steps were agreed, beyond the statements.",
-    },
-    {
-        "author": {"id": "reader-tom", "name": "Tom"},
-        "body": "Does anyone have the Chinese side's readout of the call? Comparing the two "
+    ),
+    (
+        "Tom",
+        "Does anyone have the Chinese side's readout of the call? Comparing the two "
         "usually shows which points each side wanted to stress.",
-    },
-    {
-        "author": {"id": "reader-lee", "name": "Lee"},
-        "body": "This piece relies on a single Kremlin briefing. A report on a call between two "
+    ),
+    (
+        "Lee",
+        "This piece relies on a single Kremlin briefing. A report on a call between two "
         "governments deserves a second source.",
-    },
-    {
-        "author": {"id": "reader-max", "name": "Max"},
-        "body": "Anyone who believes a word of this is a complete idiot. Shut up and go back to "
+    ),
+    (
+        "Max",
+        "Anyone who believes a word of this is a complete idiot. Shut up and go back to "
         "your propaganda channel, morons.",
-    },
-    {
-        "author": {"id": "reader-kat", "name": "Kat"},
-        "body": "What a load of fucking bullshit, this stupid reporter can't write.",
-    },
-    {
-        "author": {"id": "reader-sam", "name": "Sam"},
-        "body": "Great analysis! Earn $500 a day from home, visit www.quick-cash-now.example "
-        "for details.",
-    },
-    {
-        "author": {"id": "reader-jo", "name": "Jo"},
-        "body": "Typical Kremlin propaganda dressed up as diplomacy. Anyone repeating these "
+    ),
+    ("Kat", "What a load of fucking bullshit, this stupid reporter can't write."),
+    (
+        "Sam",
+        "Great analysis! Earn $500 a day from home, visit www.quick-cash-now.example for details.",
+    ),
+    (
+        "Jo",
+        "Typical Kremlin propaganda dressed up as diplomacy. Anyone repeating these "
         "talking points here is a paid shill.",
-    },
-    {
-        "author": {"id": "reader-rob", "name": "Rob"},
-        "body": "The energy deals are the real story. There is a good breakdown at "
+    ),
+    (
+        "Rob",
+        "The energy deals are the real story. There is a good breakdown at "
         "https://energy-monitor.example/russia-china-2024 that this article skips.",
-    },
-    {
-        "author": {"id": "reader-dan", "name": "Dan"},
-        "body": "What a stupid article. Whoever wrote this is clueless and should stop "
+    ),
+    (
+        "Dan",
+        "What a stupid article. Whoever wrote this is clueless and should stop "
         "embarrassing themselves.",
-    },
-    {
-        "author": {"id": "reader-eve", "name": "Eve"},
-        "body": "Both governments say what suits them. The question is which claims the "
+    ),
+    (
+        "Eve",
+        "Both governments say what suits them. The question is which claims the "
         "paper checks before printing them.",
-    },
-    {
-        "author": {"id": "reader-ana", "name": "Ana"},
-        "reply_to": 0,
-        "body": "Replying to myself: the Kremlin page has the full transcript of the briefing.",
-    },
+    ),
+    ("Ana", "Replying to myself: the Kremlin page has the full transcript of the briefing."),
 ]
+# Index in COMMENTS of a reply -> index of the comment it answers.
+REPLIES = {10: 0}
 
 
 def _instance_file(name: str) -> Path:
@@ -165,10 +160,13 @@ def run_demo(base_url: str) -> dict[str, Any]:
     if answer.status_code != 200:
         raise RuntimeError(f"demo article: {answer.status_code} {answer.get_json()}")
     ids: list[int] = []
-    for n, comment in enumerate(COMMENTS):
-        payload = {k: v for k, v in comment.items() if k != "reply_to"}
-        if "reply_to" in comment:
-            payload["parent_id"] = ids[comment["reply_to"]]
+    for n, (name, body) in enumerate(COMMENTS):
+        payload: dict[str, Any] = {
+            "author": {"id": f"reader-{name.lower()}", "name": name},
+            "body": body,
+        }
+        if n in REPLIES:
+            payload["parent_id"] = ids[REPLIES[n]]
         answer = client.post(
             f"/v1/articles/{ARTICLE_REF}/comments",
             json=payload,

@@ -101,6 +101,31 @@ def _payload(error: HTTPException) -> tuple[dict[str, Any], dict[str, str]]:
     return payload, headers
 
 
+def alt_responses(blp: Any, *codes: int) -> Any:
+    """Decorator: document on a view each of ``codes`` as its standard error answer (404:
+    NOT_FOUND, …), in the order given."""
+
+    def decorate(view: Any) -> Any:
+        for code in reversed(codes):
+            view = blp.alt_response(code, response=HTTPStatus(code).name)(view)
+        return view
+
+    return decorate
+
+
+def face_error(error: HTTPException) -> tuple[int, str, dict[str, str]]:
+    """What a compatibility face (OpenAI, Perspective) needs of any failure to answer it in
+    its own shape: the status, the message (the face error's own, abort's, or werkzeug's
+    description) and the headers to keep (abort's, and a rate limit's Retry-After)."""
+    data = getattr(error, "data", None) or {}
+    message = getattr(error, "message", None) or data.get("message") or error.description
+    headers = dict(data.get("headers") or {})
+    answer_headers = error.get_response().headers
+    if "Retry-After" in answer_headers:
+        headers.setdefault("Retry-After", answer_headers["Retry-After"])
+    return error.code or 500, message, headers
+
+
 def handle_http_exception(error: HTTPException):
     """Render any HTTPException (abort, 404, 405, 413, webargs 400/422) as JSON."""
     payload, headers = _payload(error)

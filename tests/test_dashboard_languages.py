@@ -8,7 +8,7 @@ import pytest
 from service.extensions import db
 from service.models import Comment
 from tests.browser_helpers import held_comment, release
-from tests.test_dashboard_browser import card, expect, page, sign_in  # noqa: F401 (fixture)
+from tests.test_dashboard_browser import card, expect, page, sign_in  # noqa: F401, F811 (fixture)
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

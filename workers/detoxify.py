@@ -7,10 +7,12 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import Any
 
-from workers.scorers import DETOXIFY_MODELS, Scored, Scorer, _text_list
+from workers.scorers import DETOXIFY_MODELS, ModelOptions, Scored, Scorer, _text_list
 from workers.weights import (
     OFFLINE_FIX,
     ScorerUnavailable,
@@ -29,21 +31,11 @@ Encoded = tuple[list[dict[str, list[int]]], bool]
 class DetoxifyScorer(Scorer):
     """A Detoxify model, named (`original`, …) or a local checkpoint with its HF config dir."""
 
-    def __init__(
-        self,
-        source: str,
-        *,
-        config_dir: str | Path | None = None,
-        device: str = "cpu",
-        threads: int = 0,
-        max_batch: int = 32,
-        max_tokens: int = 256,
-        precision: str = "auto",
-        window_overlap: int = 32,
-        max_windows: int = 16,
-        pass_budget_s: float = 0.0,
-    ) -> None:
-        if max_batch < 1 or max_tokens < 4 or max_windows < 1:
+    def __init__(self, source: str, options: ModelOptions | None = None, **fields: Any) -> None:
+        """``fields`` change single ModelOptions fields of ``options`` (the defaults when None)."""
+        options = replace(options or ModelOptions(), **fields)
+        device, max_batch, max_tokens = options.device, options.max_batch, options.max_tokens
+        if max_batch < 1 or max_tokens < 4 or options.max_windows < 1:
             raise ValueError(
                 f"detoxify: need max_batch >= 1 and max_tokens >= 4, not {max_batch}, {max_tokens}"
             )
@@ -65,9 +57,9 @@ class DetoxifyScorer(Scorer):
             raise ScorerUnavailable(
                 f"detoxify: device {device!r} requested but torch sees no CUDA device."
             )
-        self.precision = precisions.resolve_precision(precision, device_type)
-        if threads > 0:
-            torch.set_num_threads(threads)
+        self.precision = precisions.resolve_precision(options.precision, device_type)
+        if options.threads > 0:
+            torch.set_num_threads(options.threads)
 
         if source in DETOXIFY_MODELS:
             require_named_model_reachable(source)
@@ -76,10 +68,13 @@ class DetoxifyScorer(Scorer):
             load = {"model_type": source}
         else:
             path = Path(source)
-            check_checkpoint(path, config_dir)
+            check_checkpoint(path, options.config_dir)
             self.name = f"detoxify-{path.stem}"
             self.version = sha256_of(path)[:12]
-            load = {"checkpoint": str(path), "huggingface_config_path": _str_or_none(config_dir)}
+            load = {
+                "checkpoint": str(path),
+                "huggingface_config_path": _str_or_none(options.config_dir),
+            }
         try:
             detoxify = Detoxify(device=device, **load)
         except Exception as exc:
@@ -107,9 +102,9 @@ class DetoxifyScorer(Scorer):
             )
         self.max_tokens = min(max_tokens, limit)
         # Windows must advance: at most half a window is shared with the next.
-        self.window_overlap = max(0, min(window_overlap, (self.max_tokens - 2) // 2))
-        self.max_windows = max_windows
-        self.pass_budget_s = pass_budget_s
+        self.window_overlap = max(0, min(options.window_overlap, (self.max_tokens - 2) // 2))
+        self.max_windows = options.max_windows
+        self.pass_budget_s = options.pass_budget_s
         self.seconds_per_token: float | None = None  # measured, for planning by time budget
         self._model = precisions.reduce_precision(self._model, self.precision)
         self._device_type = device_type

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from workers.languages import Detection, detector
-from workers.scorers import DETOXIFY_MODELS, Scored, Scorer, ScorerUnavailable, _parse, load_scorer
+from workers.scorers import (
+    DETOXIFY_MODELS,
+    ModelOptions,
+    Scored,
+    Scorer,
+    ScorerUnavailable,
+    _parse,
+    load_scorer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -305,24 +313,23 @@ def load_router(config: Mapping[str, Any], log: Any = log) -> tuple[Router, bool
     fallback = config["SCORER_FALLBACK"]
     if fallback != "none":
         _parse(fallback)
-    options: dict[str, Any] = {
-        "config_dir": config["MODEL_CONFIG_DIR"],
-        "device": config["MODEL_DEVICE"],
-        "threads": config["MODEL_THREADS"],
-        "max_batch": config["SCORE_BATCH_MAX"],
-        "max_tokens": config["MODEL_MAX_TOKENS"],
-        "precision": config["MODEL_PRECISION"],
-        "window_overlap": config["MODEL_WINDOW_OVERLAP"],
-        "max_windows": config["MODEL_MAX_WINDOWS"],
-        "pass_budget_s": config["SCORE_PASS_BUDGET_MS"] / 1000,
-        "log": log,
-    }
+    options = ModelOptions(
+        config_dir=config["MODEL_CONFIG_DIR"],
+        device=config["MODEL_DEVICE"],
+        threads=config["MODEL_THREADS"],
+        max_batch=config["SCORE_BATCH_MAX"],
+        max_tokens=config["MODEL_MAX_TOKENS"],
+        precision=config["MODEL_PRECISION"],
+        window_overlap=config["MODEL_WINDOW_OVERLAP"],
+        max_windows=config["MODEL_MAX_WINDOWS"],
+        pass_budget_s=config["SCORE_PASS_BUDGET_MS"] / 1000,
+    )
     routes: list[Route] = []
     fallback_active = False
     for entry in specs:
         spec, languages = entry.spec, entry.languages
         try:
-            scorer = load_scorer(spec, "none", **options)
+            scorer = load_scorer(spec, "none", options, log=log)
         except ScorerUnavailable as exc:
             if fallback in ("none", spec):
                 raise
@@ -331,7 +338,7 @@ def load_router(config: Mapping[str, Any], log: Any = log) -> tuple[Router, bool
             if any(route.spec == fallback for route in routes):
                 continue
             spec, languages = fallback, default_languages(fallback)
-            scorer = load_scorer(fallback, "none", **options)
+            scorer = load_scorer(fallback, "none", options, log=log)
         routes.append(Route(spec, scorer, languages))
     fallback_language = config["LANGUAGE_FALLBACK"]
     if not LANGUAGE.match(fallback_language):

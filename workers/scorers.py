@@ -10,7 +10,7 @@ import logging
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,22 @@ logger = logging.getLogger(__name__)
 
 DETOXIFY_MODELS = ("original", "unbiased", "multilingual", "original-small", "unbiased-small")
 CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How a Detoxify model is loaded and read (the CIVILITY_MODEL_* settings): one set that
+    ``load_scorer`` passes through to ``DetoxifyScorer``; profanity-check ignores it."""
+
+    config_dir: str | Path | None = None
+    device: str = "cpu"
+    threads: int = 0
+    max_batch: int = 32
+    max_tokens: int = 256
+    precision: str = "auto"
+    window_overlap: int = 32
+    max_windows: int = 16
+    pass_budget_s: float = 0.0
 
 
 class ScoringError(Exception):
@@ -110,41 +126,27 @@ class ProfanityCheckScorer(Scorer):
 def load_scorer(
     spec: str,
     fallback: str = "profanity-check",
+    options: ModelOptions | None = None,
     *,
-    config_dir: str | Path | None = None,
-    device: str = "cpu",
-    threads: int = 0,
-    max_batch: int = 32,
-    max_tokens: int = 256,
-    precision: str = "auto",
-    window_overlap: int = 32,
-    max_windows: int = 16,
-    pass_budget_s: float = 0.0,
     log: logging.Logger | logging.LoggerAdapter | None = None,
+    **fields: Any,
 ) -> Scorer:
-    """Build the scorer for `spec`; if it cannot load, log why and use `fallback` (none: raise)."""
+    """Build the scorer for `spec`; if it cannot load, log why and use `fallback` (none: raise).
+
+    ``fields`` change single ModelOptions fields of ``options`` (the defaults when None).
+    """
     log = log or logger
     _parse(spec)
     if fallback != "none":
         _parse(fallback)
-    options = {
-        "config_dir": config_dir,
-        "device": device,
-        "threads": threads,
-        "max_batch": max_batch,
-        "max_tokens": max_tokens,
-        "precision": precision,
-        "window_overlap": window_overlap,
-        "max_windows": max_windows,
-        "pass_budget_s": pass_budget_s,
-    }
+    options = replace(options or ModelOptions(), **fields)
     try:
-        return _build(spec, **options)
+        return _build(spec, options)
     except ScorerUnavailable as exc:
         if fallback in ("none", spec):
             raise
         log.error("scorer %s unavailable, falling back to %s: %s", spec, fallback, exc)
-        return _build(fallback, **options)
+        return _build(fallback, options)
 
 
 def _parse(spec: str) -> tuple[str, str | None]:
@@ -166,14 +168,14 @@ def _parse(spec: str) -> tuple[str, str | None]:
     )
 
 
-def _build(spec: str, **options: Any) -> Scorer:
+def _build(spec: str, options: ModelOptions) -> Scorer:
     backend, source = _parse(spec)
     if backend == "profanity-check":
         return ProfanityCheckScorer()
     assert source is not None
     from workers.detoxify import DetoxifyScorer  # built on this module's interface
 
-    return DetoxifyScorer(source, **options)
+    return DetoxifyScorer(source, options)
 
 
 def _text_list(texts: Sequence[str]) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -39,6 +40,12 @@ class IdConverter(IntegerConverter):
     def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max", ID_MAX)
         super().__init__(map, *args, **kwargs)
+
+
+def count_schema(name: str, keys: Iterable[str]) -> type[ma.Schema]:
+    """A schema of one integer count per key, the keys taken from the table the numbers are
+    counted by (statuses, override pairs), so the answer's fields cannot drift from it."""
+    return ma.Schema.from_dict({key: ma.fields.Integer() for key in keys}, name=name)
 
 
 class Id(ma.fields.Integer):

@@ -15,8 +15,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 
-from service.api.common import ID_MAX, check_moment
+import sqlalchemy as sa
+from flask import current_app
+
+from service.api.common import ID_MAX, check_moment, page_size
 from service.errors import abort
+from service.extensions import db
 
 Kind = Callable[[Any], Any]
 
@@ -85,3 +89,21 @@ def decode(cursor: str, kinds: Sequence[Kind], hint: str = HINT) -> tuple[Any, .
 def after_id(cursor: str) -> int:
     """The id a newest-first listing's cursor stopped at."""
     return decode(cursor, (row_id,))[0]
+
+
+def page_limit(args: dict[str, Any]) -> int:
+    """The page size ``args`` ask for (``limit``), within the PAGE_SIZE settings."""
+    cfg = current_app.config
+    return page_size(args.get("limit"), cfg["PAGE_SIZE"], cfg["PAGE_SIZE_MAX"])
+
+
+def newest_first(
+    query: sa.Select, id_column: Any, after: str | None, limit: int
+) -> tuple[list[Any], str | None]:
+    """One page of ``query``'s rows by descending id, starting after the cursor ``after``:
+    the rows and the next page's cursor (None on the last page)."""
+    if after:
+        query = query.where(id_column < after_id(after))
+    rows = db.session.scalars(query.order_by(id_column.desc()).limit(limit + 1)).all()
+    items = list(rows[:limit])
+    return items, (encode(items[-1].id) if len(rows) > limit else None)

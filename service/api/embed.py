@@ -14,7 +14,7 @@ from service import embed_tokens, logs, ratelimit
 from service.api.common import REF_PARAM, CleanString, Id, check_ref
 from service.auth import Role, actor_name, require
 from service.embed_tokens import Reader
-from service.errors import abort, field_error
+from service.errors import abort, alt_responses, field_error
 from service.extensions import db, get_or_create
 from service.models import Article, Author, Comment, Site, SiteEvent
 from service.moderation import reports
@@ -110,6 +110,12 @@ class EmbedSecretOut(ma.Schema):
     previous_secret_expires_at = ma.fields.AwareDateTime(
         allow_none=True, metadata={"description": "Until then the previous secret verifies too."}
     )
+
+
+# What a reader's write (a comment, a report) may answer besides success: a bad or missing
+# token, writes off or a foreign origin, an unknown article or comment, comments closed
+# or a comment that refuses reports, too many requests.
+READER_WRITE_ERRORS = (401, 403, 404, 409, 429)
 
 
 def _site(site_id: int) -> Site:
@@ -251,11 +257,7 @@ class EmbedComments(MethodView):
     @blp.arguments(SiteArg, location="query")
     @blp.arguments(EmbedCommentIn())
     @blp.response(202, EmbedCommentOut)
-    @blp.alt_response(401, response="UNAUTHORIZED")
-    @blp.alt_response(403, response="FORBIDDEN")
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(409, response="CONFLICT")
-    @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+    @alt_responses(blp, *READER_WRITE_ERRORS)
     def post(self, args: dict, fields: dict, ref: str):
         """Comment as a reader: stored as pending, scored by a worker, like any comment.
 
@@ -314,11 +316,7 @@ class EmbedReports(MethodView):
     @blp.arguments(SiteArg, location="query")
     @blp.arguments(EmbedReportIn)
     @blp.response(201, EmbedReportOut)
-    @blp.alt_response(401, response="UNAUTHORIZED")
-    @blp.alt_response(403, response="FORBIDDEN")
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(409, response="CONFLICT")
-    @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+    @alt_responses(blp, *READER_WRITE_ERRORS)
     def post(self, args: dict, fields: dict, comment_id: int):
         """Report a published comment as a reader (the site's reports, with its requeue rule)."""
         site = _site(args["site"])

@@ -18,6 +18,7 @@ from service.dropin import (
     flagged_labels,
     site_policy,
 )
+from service.errors import face_error
 
 blp = Blueprint("moderations", __name__, url_prefix="/v1")
 
@@ -48,9 +49,7 @@ class OpenAIError(HTTPException):
 @blp.errorhandler(HTTPException)
 def openai_error(error: HTTPException):
     """Every failure of this face in OpenAI's error shape (abort, 413, 429 alike)."""
-    code = error.code or 500
-    data = getattr(error, "data", None) or {}
-    message = getattr(error, "message", None) or data.get("message") or error.description
+    code, message, headers = face_error(error)
     kind, error_code = ERROR_KINDS.get(code, ("server_error", None))
     body = {
         "error": {
@@ -62,9 +61,7 @@ def openai_error(error: HTTPException):
     }
     response = jsonify(body)
     response.status_code = code
-    response.headers.update(dict(data.get("headers") or {}))
-    if "Retry-After" in error.get_response().headers:
-        response.headers.setdefault("Retry-After", error.get_response().headers["Retry-After"])
+    response.headers.update(headers)
     return response
 
 

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from service import ratelimit
 from service.analyze import AnalyzeUnavailable, caller_for, request_key, score_texts
 from service.dropin import PERSPECTIVE_ATTRIBUTES, languages_read, sentence_spans
+from service.errors import face_error
 from service.extensions import db
 from service.models import AnalyzeFeedback
 
@@ -49,9 +50,7 @@ class PerspectiveError(HTTPException):
 @blp.errorhandler(HTTPException)
 def perspective_error(error: HTTPException):
     """Every failure of this face in Perspective's error shape (abort, 413, 429 alike)."""
-    code = error.code or 500
-    data = getattr(error, "data", None) or {}
-    message = getattr(error, "message", None) or data.get("message") or error.description
+    code, message, headers = face_error(error)
     if code == 413:
         code, message = 400, "Request payload size exceeds the limit."
     body = {
@@ -59,10 +58,7 @@ def perspective_error(error: HTTPException):
     }
     response = jsonify(body)
     response.status_code = code
-    headers = {**dict(data.get("headers") or {}), **getattr(error, "extra_headers", {})}
-    if "Retry-After" in error.get_response().headers:
-        headers.setdefault("Retry-After", error.get_response().headers["Retry-After"])
-    response.headers.update(headers)
+    response.headers.update({**headers, **getattr(error, "extra_headers", {})})
     return response
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import marshmallow as ma
 from flask import current_app
 
-from service.api.common import REF_RE, REF_RULE, CleanString, DateTimeIn
+from service.api.common import REF_RE, REF_RULE, CleanString, DateTimeIn, count_schema
 from service.errors import abort
 from service.moderation.policy import LABELS, PolicySettings, SettingsError
 from service.moderation.states import CommentStatus, Mode
@@ -72,12 +72,7 @@ class ModerationSettings(ma.Schema):
     )
 
 
-class StatusCounts(ma.Schema):
-    pending = ma.fields.Integer()
-    approved = ma.fields.Integer()
-    held = ma.fields.Integer()
-    rejected = ma.fields.Integer()
-    deleted = ma.fields.Integer()
+StatusCounts = count_schema("StatusCounts", [status.value for status in CommentStatus])
 
 
 class ReportOut(ma.Schema):

@@ -6,12 +6,12 @@ from typing import Any
 
 import marshmallow as ma
 import sqlalchemy as sa
-from flask import current_app, g
+from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from service.api import cursor
-from service.api.common import PageArgs, owned_or_404, page_size
+from service.api.common import PageArgs, owned_or_404
 from service.auth import PREFIX_LEN, Role, actor_name, end_sessions, require
 from service.errors import abort
 from service.extensions import db
@@ -91,8 +91,7 @@ class Sessions(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, args: dict[str, Any]):
         """List dashboard sessions, newest first: live ones unless `active=false`."""
-        cfg = current_app.config
-        limit = page_size(args.get("limit"), cfg["PAGE_SIZE"], cfg["PAGE_SIZE_MAX"])
+        limit = cursor.page_limit(args)
         query = sa.select(DashboardSession).where(DashboardSession.site_id == g.site_id)
         if "key" in args:
             query = query.where(DashboardSession.key_id == _site_key(args["key"]).id)
@@ -100,15 +99,10 @@ class Sessions(MethodView):
             query = query.where(
                 DashboardSession.ended_at.is_(None), DashboardSession.expires_at > utcnow()
             )
-        if args.get("cursor"):
-            query = query.where(DashboardSession.id < cursor.after_id(args["cursor"]))
-        rows = db.session.scalars(query.order_by(DashboardSession.id.desc()).limit(limit + 1))
-        rows = rows.all()
-        more = len(rows) > limit
-        return {
-            "items": rows[:limit],
-            "next_cursor": cursor.encode(rows[limit - 1].id) if more else None,
-        }
+        items, next_cursor = cursor.newest_first(
+            query, DashboardSession.id, args.get("cursor"), limit
+        )
+        return {"items": items, "next_cursor": next_cursor}
 
 
 @blp.route("/end")

@@ -12,7 +12,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from service.api import cursor
-from service.api.common import CleanString, PageArgs, page_size
+from service.api.common import CleanString, PageArgs
 from service.api.schemas import ModerationSettings, settings_or_422
 from service.auth import Role, actor_name, require
 from service.errors import abort
@@ -188,14 +188,8 @@ class SiteEvents(MethodView):
     @blp.response(200, SiteEventPage)
     def get(self, args: dict):
         """The audit trail of settings changes, newest first."""
-        cfg = current_app.config
-        limit = page_size(args.get("limit"), cfg["PAGE_SIZE"], cfg["PAGE_SIZE_MAX"])
         query = sa.select(SiteEvent).where(SiteEvent.site_id == g.site.id)
-        if args.get("cursor"):
-            query = query.where(SiteEvent.id < cursor.after_id(args["cursor"]))
-        rows = db.session.scalars(query.order_by(SiteEvent.id.desc()).limit(limit + 1)).all()
-        items = rows[:limit]
-        return {
-            "items": items,
-            "next_cursor": cursor.encode(items[-1].id) if len(rows) > limit else None,
-        }
+        items, next_cursor = cursor.newest_first(
+            query, SiteEvent.id, args.get("cursor"), cursor.page_limit(args)
+        )
+        return {"items": items, "next_cursor": next_cursor}

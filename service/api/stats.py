@@ -15,7 +15,7 @@ from flask_smorest import Blueprint
 from sqlalchemy.orm import aliased
 
 from service import rollups
-from service.api.common import DateTimeIn
+from service.api.common import DateTimeIn, count_schema
 from service.api.schemas import Counts
 from service.auth import Role, require
 from service.errors import abort
@@ -50,11 +50,8 @@ class StatsArgs(ma.Schema):
             raise ma.ValidationError("Must be before until.", "since")
 
 
-class Split(ma.Schema):
-    approved = ma.fields.Integer()
-    held = ma.fields.Integer()
-    rejected = ma.fields.Integer()
-    total = ma.fields.Integer()
+# The decisions _split counts, and their total.
+Split = count_schema("Split", [*(status.value for status in DECIDED), "total"])
 
 
 class ModeratorCount(ma.Schema):
@@ -62,11 +59,7 @@ class ModeratorCount(ma.Schema):
     decisions = ma.fields.Integer()
 
 
-class Overrides(ma.Schema):
-    policy_approved_moderator_rejected = ma.fields.Integer()
-    policy_rejected_moderator_approved = ma.fields.Integer()
-    policy_held_moderator_approved = ma.fields.Integer()
-    policy_held_moderator_rejected = ma.fields.Integer()
+Overrides = count_schema("Overrides", OVERRIDES.values())
 
 
 class Latency(ma.Schema):

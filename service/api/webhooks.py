@@ -14,7 +14,7 @@ from flask_smorest import Blueprint
 
 from service import outbox, webhooks
 from service.api import cursor
-from service.api.common import CleanString, PageArgs, owned_or_404, page_size
+from service.api.common import CleanString, PageArgs, owned_or_404
 from service.auth import Role, actor_name, require
 from service.deliveries import Courier
 from service.errors import abort, field_error
@@ -311,21 +311,16 @@ class Deliveries(MethodView):
     def get(self, args: dict, endpoint_id: int):
         """An endpoint's deliveries, newest first, filtered by status and event type."""
         endpoint = endpoint_or_404(endpoint_id)
-        cfg = current_app.config
-        limit = page_size(args.get("limit"), cfg["PAGE_SIZE"], cfg["PAGE_SIZE_MAX"])
+        limit = cursor.page_limit(args)
         query = sa.select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
         if args.get("status"):
             query = query.where(WebhookDelivery.status == args["status"])
         if args.get("event_type"):
             query = query.where(WebhookDelivery.event_type == args["event_type"])
-        if args.get("cursor"):
-            query = query.where(WebhookDelivery.id < cursor.after_id(args["cursor"]))
-        rows = db.session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit + 1)).all()
-        items = rows[:limit]
-        return {
-            "items": [_delivery(row) for row in items],
-            "next_cursor": cursor.encode(items[-1].id) if len(rows) > limit else None,
-        }
+        items, next_cursor = cursor.newest_first(
+            query, WebhookDelivery.id, args.get("cursor"), limit
+        )
+        return {"items": [_delivery(row) for row in items], "next_cursor": next_cursor}
 
 
 @blp.route("/deliveries/<int:delivery_id>")

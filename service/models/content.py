@@ -10,13 +10,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.extensions import db
-from service.models.types import BigId, UTCDateTime, utcnow
+from service.models.types import BigId, SiteRow, Timestamps, UTCDateTime, partial_index, utcnow
 from service.moderation.policy import LABELS
 from service.moderation.states import AuthorStatus, CommentStatus
 from service.score_key import ScoreKey, index_name
 
 
-class Site(db.Model):
+class Site(Timestamps, db.Model):
     __tablename__ = "site"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -43,8 +43,6 @@ class Site(db.Model):
     embed_secret: Mapped[str | None] = mapped_column(sa.String(200))
     embed_previous_secret: Mapped[str | None] = mapped_column(sa.String(200))
     embed_previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class ApiKey(db.Model):
@@ -62,28 +60,22 @@ class ApiKey(db.Model):
     site: Mapped[Site] = relationship(lazy="joined")
 
 
-class Article(db.Model):
+class Article(SiteRow, Timestamps, db.Model):
     __tablename__ = "article"
     __table_args__ = (sa.UniqueConstraint("site_id", "ref"),)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
     ref: Mapped[str] = mapped_column(sa.String(200))
     url: Mapped[str | None] = mapped_column(sa.String(2000))
     title: Mapped[str | None] = mapped_column(sa.String(500))
     comments_open: Mapped[bool] = mapped_column(default=True)
     mode: Mapped[str | None] = mapped_column(sa.String(8))
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class Author(db.Model):
+class Author(SiteRow, db.Model):
     __tablename__ = "author"
     __table_args__ = (sa.UniqueConstraint("site_id", "ref"),)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
     ref: Mapped[str] = mapped_column(sa.String(200))
     name: Mapped[str | None] = mapped_column(sa.String(200))
     status: Mapped[str] = mapped_column(sa.String(16), default=AuthorStatus.ACTIVE)
@@ -100,7 +92,7 @@ class Author(db.Model):
 OPEN_REPORTED = "open_reports > 0 AND status IN ('approved', 'held')"
 
 
-class Comment(db.Model):
+class Comment(SiteRow, db.Model):
     __tablename__ = "comment"
     __table_args__ = (
         sa.UniqueConstraint("site_id", "idempotency_key"),
@@ -119,35 +111,27 @@ class Comment(db.Model):
             sa.literal_column("id").desc(),
         ),
         *(
-            sa.Index(
+            partial_index(
                 index_name(label),
                 "site_id",
                 ScoreKey(label).desc(),
                 sa.literal_column("id").desc(),
-                postgresql_where=sa.text("status = 'held'"),
-                sqlite_where=sa.text("status = 'held'"),
+                where="status = 'held'",
             )
             for label in (None, *LABELS)
         ),
         # Held and pending counts by article (/v1/queue/counts?by_article=true).
-        sa.Index(
+        partial_index(
             "ix_comment_waiting_article",
             "site_id",
             "article_id",
             "status",
             "created_at",
-            postgresql_where=sa.text("status IN ('held', 'pending')"),
-            sqlite_where=sa.text("status IN ('held', 'pending')"),
+            where="status IN ('held', 'pending')",
         ),
         # Approved or held comments with open reports, by article: the queue's reported
         # counts are an index-only scan of these (service.moderation.report_counts).
-        sa.Index(
-            "ix_comment_open_reported",
-            "site_id",
-            "article_id",
-            postgresql_where=sa.text(OPEN_REPORTED),
-            sqlite_where=sa.text(OPEN_REPORTED),
-        ),
+        partial_index("ix_comment_open_reported", "site_id", "article_id", where=OPEN_REPORTED),
         # /v1/stats' comments by language in a window, from the index alone.
         sa.Index(
             "ix_comment_site_created_language",
@@ -156,18 +140,15 @@ class Comment(db.Model):
             postgresql_include=["language", "status", "reason_codes"],
         ),
         # Replies of a deleted comment (ON DELETE SET NULL), found without a table scan.
-        sa.Index(
+        partial_index(
             "ix_comment_parent",
             "parent_id",
-            postgresql_where=sa.text("parent_id IS NOT NULL"),
-            sqlite_where=sa.text("parent_id IS NOT NULL"),
+            where="parent_id IS NOT NULL",
         ),
         # The worker's sweeper: pending comments across all sites, oldest first.
         sa.Index("ix_comment_status_created", "status", "created_at"),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
     article_id: Mapped[int] = mapped_column(sa.ForeignKey("article.id", ondelete="CASCADE"))
     parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("comment.id", ondelete="SET NULL"))
     author_id: Mapped[int] = mapped_column(sa.ForeignKey("author.id", ondelete="CASCADE"))
@@ -207,7 +188,7 @@ class Comment(db.Model):
 EVENT_STATS_COLUMNS = ["id", "comment_id", "actor", "from_status", "to_status", "reason_code"]
 
 
-class ModerationEvent(db.Model):
+class ModerationEvent(SiteRow, db.Model):
     """Append-only audit row: one per status change."""
 
     __tablename__ = "moderation_event"
@@ -216,28 +197,24 @@ class ModerationEvent(db.Model):
         sa.Index("ix_event_site_created", "site_id", "created_at"),
         # /v1/stats reads decisions in a window from this index alone (SQLite's lists the
         # included columns as keys).
-        sa.Index(
+        partial_index(
             "ix_event_site_decided",
             "site_id",
             "created_at",
             postgresql_include=EVENT_STATS_COLUMNS,
-            postgresql_where=sa.text("from_status IS NOT NULL"),
-            sqlite_where=sa.text("from_status IS NOT NULL"),
+            where="from_status IS NOT NULL",
         ),
         # Moderators' decisions only: overrides and moderator latencies of long windows.
-        sa.Index(
+        partial_index(
             "ix_event_site_human",
             "site_id",
             "created_at",
             postgresql_include=EVENT_STATS_COLUMNS,
-            postgresql_where=sa.text("actor <> 'policy' AND from_status IS NOT NULL"),
-            sqlite_where=sa.text("actor <> 'policy' AND from_status IS NOT NULL"),
+            where="actor <> 'policy' AND from_status IS NOT NULL",
         ),
         sa.Index("ix_event_bulk", "bulk_id", "id"),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
     comment_id: Mapped[int] = mapped_column(sa.ForeignKey("comment.id", ondelete="CASCADE"))
     from_status: Mapped[str | None] = mapped_column(sa.String(16))
     to_status: Mapped[str] = mapped_column(sa.String(16))
@@ -251,29 +228,25 @@ class ModerationEvent(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Report(db.Model):
+class Report(SiteRow, db.Model):
     __tablename__ = "report"
     __table_args__ = (
         sa.Index("ix_report_comment_open", "comment_id", "resolved_at"),
-        sa.Index(
+        partial_index(
             "ix_report_site_open",
             "site_id",
             "comment_id",
-            postgresql_where=sa.text("resolved_at IS NULL"),
-            sqlite_where=sa.text("resolved_at IS NULL"),
+            where="resolved_at IS NULL",
         ),
         sa.Index("ix_report_site_created", "site_id", "created_at"),
-        sa.Index(
+        partial_index(
             "ix_report_site_resolved",
             "site_id",
             "resolved_at",
-            postgresql_where=sa.text("resolved_at IS NOT NULL"),
-            sqlite_where=sa.text("resolved_at IS NOT NULL"),
+            where="resolved_at IS NOT NULL",
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
     comment_id: Mapped[int] = mapped_column(sa.ForeignKey("comment.id", ondelete="CASCADE"))
     reason: Mapped[str] = mapped_column(sa.String(20))
     reporter_ref: Mapped[str | None] = mapped_column(sa.String(200))
@@ -283,14 +256,12 @@ class Report(db.Model):
     resolved_by: Mapped[str | None] = mapped_column(sa.String(100))
 
 
-class SiteEvent(db.Model):
+class SiteEvent(SiteRow, db.Model):
     """Append-only audit of changes to a site's settings."""
 
     __tablename__ = "site_event"
     __table_args__ = (sa.Index("ix_site_event_site", "site_id", "id"),)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
     actor: Mapped[str] = mapped_column(sa.String(100))
     changes: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -10,18 +10,16 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.extensions import db
-from service.models.types import BigId, UTCDateTime, utcnow
+from service.models.types import BigId, SiteRow, Timestamps, UTCDateTime, utcnow
 
 if TYPE_CHECKING:
     from service.models.content import ApiKey
 
 
-class WebhookEndpoint(db.Model):
+class WebhookEndpoint(SiteRow, Timestamps, db.Model):
     __tablename__ = "webhook_endpoint"
     __table_args__ = (sa.Index("ix_webhook_site", "site_id"),)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
     url: Mapped[str] = mapped_column(sa.String(2000))
     description: Mapped[str | None] = mapped_column(sa.String(500))
     # None = every event type.
@@ -33,8 +31,6 @@ class WebhookEndpoint(db.Model):
     previous_secret: Mapped[str | None] = mapped_column(sa.String(200))
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class WebhookDelivery(db.Model):
@@ -86,15 +82,13 @@ class WebhookAttempt(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class AnalyzeFeedback(db.Model):
+class AnalyzeFeedback(SiteRow, db.Model):
     """A label a site sent through Perspective's ``suggestscore`` (e.g. Coral's moderator
     approve = 0, reject = 1): examples to calibrate thresholds from."""
 
     __tablename__ = "analyze_feedback"
     __table_args__ = (sa.Index("ix_analyze_feedback_site_created", "site_id", "created_at"),)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     client_token: Mapped[str | None] = mapped_column(sa.String(200))
     community_id: Mapped[str | None] = mapped_column(sa.String(200))

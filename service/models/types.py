@@ -1,4 +1,5 @@
-"""Column types every model shares: ids, aware UTC timestamps, and the clock."""
+"""Column types every model shares: ids, aware UTC timestamps, the clock, and the column
+groups most tables repeat (a site-owned row's keys, created/updated times)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; Postgres gets a BIGINT identity.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -31,3 +33,27 @@ class UTCDateTime(sa.types.TypeDecorator):
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
+
+
+def partial_index(name: str, *columns: Any, where: str, **options: Any) -> sa.Index:
+    """An index of the rows ``where`` selects: Postgres and SQLite each take the condition
+    under their own keyword, and writing it once keeps the two the same."""
+    condition = sa.text(where)
+    return sa.Index(name, *columns, postgresql_where=condition, sqlite_where=condition, **options)
+
+
+class SiteRow:
+    """Mixin: a row that belongs to one site, its id and site_id the table's first columns;
+    deleting the site deletes the row."""
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, sort_order=-1)
+    site_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("site.id", ondelete="CASCADE"), sort_order=-1
+    )
+
+
+class Timestamps:
+    """Mixin: when a row was created and last changed (the table's last columns)."""
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

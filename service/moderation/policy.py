@@ -269,27 +269,6 @@ def _over(
     return reasons
 
 
-def _findings(
-    scores: Mapping[str, float],
-    body: str,
-    author_status: AuthorStatus,
-    author_approved_count: int,
-    settings: PolicySettings,
-    rejected_labels: Iterable[str] = (),
-) -> list[dict[str, Any]]:
-    """The hold reasons that fire, in precedence order (author, history, words, labels, links)."""
-    reasons: list[dict[str, Any]] = []
-    if author_status == AuthorStatus.PREMOD:
-        reasons.append({"code": "author_premod"})
-    if settings.new_author_premod > 0 and author_approved_count < settings.new_author_premod:
-        reasons.append({"code": "new_author"})
-    reasons.extend({"code": "suspect_word", "word": w} for w in settings.suspect_words.find(body))
-    reasons.extend(_over(scores, settings.hold_at, rejected_labels))
-    if settings.hold_links and has_link(body):
-        reasons.append({"code": "link"})
-    return reasons
-
-
 def decide(
     scores: Mapping[str, float],
     body: str,
@@ -339,22 +318,26 @@ def decide(
     rejects.extend({"code": "banned_word", "word": w} for w in settings.banned_words.find(body))
     over_reject = _over(scores, settings.reject_at)
     rejects.extend(over_reject)
+
+    # The hold findings (steps 6-10), in precedence order: a rejection lists them too,
+    # except a label hold for a label that already rejected.
+    holds: list[dict[str, Any]] = []
+    if author_status == AuthorStatus.PREMOD:
+        holds.append({"code": "author_premod"})
+    if settings.new_author_premod > 0 and author_approved_count < settings.new_author_premod:
+        holds.append({"code": "new_author"})
+    holds.extend({"code": "suspect_word", "word": w} for w in settings.suspect_words.find(body))
+    holds.extend(_over(scores, settings.hold_at, {reason["label"] for reason in over_reject}))
+    if settings.hold_links and has_link(body):
+        holds.append({"code": "link"})
+
     if rejects:
-        # A label that rejected is not repeated as a hold finding.
-        rejected_labels = {reason["label"] for reason in over_reject}
-        holds = _findings(
-            scores, body, author_status, author_approved_count, settings, rejected_labels
-        )
         return Decision(CommentStatus.REJECTED, rejects + holds + unsupported)
-
     if unread:
-        holds = _findings(scores, body, author_status, author_approved_count, settings)
         return Decision(CommentStatus.HELD, unsupported + holds)
-
     if author_status == AuthorStatus.TRUSTED:
         return Decision(CommentStatus.APPROVED, [{"code": "author_trusted"}, *unsupported])
 
-    holds = _findings(scores, body, author_status, author_approved_count, settings)
     mode = settings.mode if article_mode is None else article_mode
     if mode == Mode.PRE:
         holds.append({"code": "premoderation"})
