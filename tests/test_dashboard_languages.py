@@ -8,7 +8,7 @@ import pytest
 from service.extensions import db
 from service.models import Comment
 from tests.browser_helpers import held_comment, release
-from tests.test_dashboard_browser import card, expect, page, sign_in  # noqa: F401, F811 (fixture)
+from tests.test_dashboard_browser import card, expect, page, sign_in  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -23,7 +23,7 @@ def read_as(comment_id: int, language: str, confidence: float, *, unscored: bool
     release()
 
 
-def test_moderator_sees_the_language_of_every_card_and_filters_by_it(page, site):
+def test_moderator_sees_the_language_of_every_card_and_filters_by_it(page, site):  # noqa: F811
     german = held_comment(
         site.id,
         "Vielen Dank für den Artikel, aber der Autor versteht nichts.",
