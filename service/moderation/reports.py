@@ -12,6 +12,8 @@ from service.moderation.moderate import MoveConflict, moderate
 from service.moderation.states import CommentStatus
 
 REASON = "reported"
+# Why a reader may report a comment: one list for the site API and the embed widget.
+REPORT_REASONS = ("offensive", "abusive", "spam", "other")
 
 
 def file_report(
