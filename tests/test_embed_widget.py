@@ -71,6 +71,8 @@ def test_hostile_body_name_and_title_are_shown_as_text_and_run_nothing(readers, 
     reader.post(XSS_BODY)
     expect(page.locator(".civility-own-pending .civility-body")).to_have_text(XSS_BODY)
     assert page.evaluate("window.__xss") is None
+    region = page.get_by_role("region", name="Comments on </title><script>")
+    expect(region).to_have_count(1)
     assert page.locator(".civility img, .civility script, .civility svg").count() == 0
 
 

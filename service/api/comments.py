@@ -43,7 +43,6 @@ blp = Blueprint(
 )
 SECURITY = [{"bearerAuth": ["site"]}]  # the least role allowed (OpenAPI 3.1 roles)
 IDEMPOTENCY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
-REPORT_REASONS = ("offensive", "abusive", "spam", "other")
 
 
 class AuthorIn(ma.Schema):
@@ -167,7 +166,7 @@ class PublicArgs(PageArgs):
 
 
 class ReportIn(ma.Schema):
-    reason = ma.fields.String(required=True, validate=ma.validate.OneOf(REPORT_REASONS))
+    reason = ma.fields.String(required=True, validate=ma.validate.OneOf(reports.REPORT_REASONS))
     reporter_id = CleanString(
         allow_none=True,
         validate=ma.validate.Length(max=200),

@@ -19,6 +19,7 @@ from service.extensions import db, get_or_create
 from service.models import Article, Author, Comment, Site, SiteEvent
 from service.moderation import reports
 from service.moderation import submit as submission
+from service.moderation.reports import REPORT_REASONS
 from service.moderation.states import CommentStatus
 from service.moderation.submit import ArticleRow, AuthorRow
 
@@ -32,7 +33,6 @@ blp = Blueprint(
 READER_SECURITY = [{}]  # a reader token (JWT) or none; never a site key
 ADMIN_SECURITY = [{"bearerAuth": ["admin"]}]
 READER_TOKEN_HEADER = "X-Civility-Reader-Token"
-REPORT_REASONS = ("offensive", "abusive", "spam", "other")
 ACTOR = "browser"
 # Statuses a reader sees of their own comment: held is still awaiting moderation.
 PENDING = "pending"

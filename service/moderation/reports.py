@@ -13,6 +13,8 @@ from service.moderation.report_counts import counted_report
 from service.moderation.states import CommentStatus
 
 REASON = "reported"
+# Why a reader may report a comment: one list for the site API and the embed widget.
+REPORT_REASONS = ("offensive", "abusive", "spam", "other")
 
 
 def file_report(

@@ -208,6 +208,9 @@
     request("/v1/embed/articles/" + encodeURIComponent(this.article) + this.query())
       .then(function (meta) {
         self.meta = meta;
+        // Named by its article (set as an attribute: text, never markup), so two widgets
+        // on one page are two distinct regions.
+        if (meta.title) self.box.setAttribute("aria-label", "Comments on " + meta.title);
         self.pollMs = self.pollMs || meta.poll_ms || 5000;
         self.total = meta.count;
         self.showCount();
