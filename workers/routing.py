@@ -184,8 +184,8 @@ class Router(Scorer):
         if len(self._detected) + len(missing) > DETECTED_MAX:  # callers that never plan
             self._detected = {}
         if missing:
-            # The detector loads on first use (under a second): a starting worker reads
-            # the stream first.
+            # The detector loads on first use (under a second): in a worker, its warm-up
+            # pass (workers/analyze.py), before it announces itself or reads a comment.
             self._detected.update(zip(missing, detector().detect(missing), strict=True))
         return [self._detected[text] for text in texts]
 
