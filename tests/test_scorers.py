@@ -291,9 +291,9 @@ def test_auto_precision_is_bf16_only_on_a_cpu_with_bf16_units(
 def test_auto_precision_matches_this_machine(tiny_checkpoint: tuple[Path, Path]) -> None:
     checkpoint, config_dir = tiny_checkpoint
     loaded = load_scorer(f"detoxify:{checkpoint}", "none", config_dir=config_dir)
-    amx = torch.cpu._is_amx_tile_supported()
-    assert loaded.precision == ("bf16" if amx else "fp32")
-    assert loaded.model.endswith("+bf16") == amx
+    native = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    assert loaded.precision == ("bf16" if native else "fp32")
+    assert loaded.model.endswith("+bf16") == native
 
 
 @pytest.mark.parametrize("precision", ["int4", "none"])
