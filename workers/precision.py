@@ -25,7 +25,8 @@ def resolve_precision(requested: str, device_type: str) -> str:
     On such a CPU bf16 gives 2-3x the throughput and moves a trained encoder's
     probabilities by about a thousandth (bench/precision.py: 2.6x on a Zen 4 EPYC with
     AVX512-BF16, 2-3x with AMX); on other CPUs it would be emulated, slower than fp32.
-    On a GPU fp32 was faster than bf16 for these short, ever-changing batch shapes (an H200: 917 against 312 comments/s, bench/scoring.py).
+    On a GPU fp32 was faster than bf16 for these short, ever-changing batch shapes (an
+    H200: 917 against 312 comments/s, bench/scoring.py).
     """
     if requested not in PRECISIONS:
         raise ValueError(f"detoxify: precision must be one of {PRECISIONS}, not {requested!r}")

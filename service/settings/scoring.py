@@ -72,11 +72,12 @@ SETTINGS: tuple[Setting, ...] = (
         "auto",
         "Numbers Detoxify computes with. `fp32`: Detoxify's exact scores. `bf16`: 2-3x the "
         "throughput on CPUs that multiply bf16 in hardware (Intel AMX: Xeon 4th generation "
-        "and later; AVX512-BF16: AMD Zen 4 and later); probabilities move by about 0.001 and no held-out comment changed sides of "
-        "the default thresholds (`bench/precision.py`). `int8` (CPU only): 2-4x the "
-        "throughput, but about 2% of comments change sides. `auto`: bf16 on such a CPU, "
-        "fp32 elsewhere (on GPUs fp32 measured faster). Comments scored at bf16 or int8 "
-        "carry `…+bf16` / `…+int8` in `model`.",
+        "and later; AVX512-BF16: AMD Zen 4 and later); probabilities move by about 0.001 "
+        "and no held-out comment changed sides of the default thresholds "
+        "(`bench/precision.py`). `int8` (CPU only): 2-4x the throughput, but about 2% of "
+        "comments change sides. `auto`: bf16 on such a CPU, fp32 elsewhere (on GPUs fp32 "
+        "measured faster). Comments scored at bf16 or int8 carry `…+bf16` / `…+int8` in "
+        "`model`.",
     ),
     Setting("SCORE_BATCH_MAX", 32, "Most comments a worker scores in one forward pass."),
     Setting(
