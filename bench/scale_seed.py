@@ -1,8 +1,9 @@
 """A year of one site seeded straight through SQL, for bench/scale.py and bench/retention.py.
 
-``generate_series`` writes the comments (a few busy articles and authors, 10% held), one
-policy event per decision, moderator moves, ~3.6% reported, and the authors' counts, then
-ANALYZEs as autovacuum would have. ``seed`` returns the refs and ids the timed routes need.
+``generate_series`` writes the comments (a few busy articles and authors, 10% held, 90%
+English and the rest German, French and Spanish), one policy event per decision,
+moderator moves, ~3.6% reported, the authors' counts and the per-day language counts,
+then ANALYZEs as autovacuum would have. ``seed`` returns the refs and ids the timed routes need.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 
 from bench.common import comment_texts
 from service.models import utcnow
+from service.moderation.day_counts import recount
 
 TEXTS = 2_000  # distinct real comment bodies the seed cycles through
 # Inserted per statement: bounds the seed's memory and WAL per transaction.
@@ -27,7 +29,7 @@ TABLES = ("comment", "moderation_event", "report", "author", "article")
 SEED_COMMENTS = """
 INSERT INTO comment (id, site_id, article_id, author_id, body, status, scores, model,
                      reasons, max_score, reason_codes, created_at, scored_at, decided_at,
-                     decided_by)
+                     decided_by, language)
 SELECT g.i, :site, :first_article + floor(:articles * power(g.r_art, 1.5))::bigint,
        :first_author + floor(:authors * power(g.r_auth, 2))::bigint,
        t.body, f.status,
@@ -47,7 +49,9 @@ SELECT g.i, :site, :first_article + floor(:articles * power(g.r_art, 1.5))::bigi
        f.created,
        CASE WHEN f.status <> 'pending' THEN f.created + interval '2 seconds' END,
        CASE WHEN f.status <> 'pending' THEN f.created + interval '2 seconds' END,
-       CASE WHEN f.status <> 'pending' THEN 'policy' END
+       CASE WHEN f.status <> 'pending' THEN 'policy' END,
+       CASE WHEN f.status = 'pending' THEN NULL WHEN g.i % 100 < 90 THEN 'en'
+            WHEN g.i % 100 < 94 THEN 'de' WHEN g.i % 100 < 97 THEN 'fr' ELSE 'es' END
 FROM (SELECT i, random() AS r_art, random() AS r_auth, random() AS r_fate,
              random() AS r_tox
       FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS s(i)) AS g
@@ -176,6 +180,8 @@ def seed(engine: sa.Engine, site_id: int, comments: int) -> dict[str, Any]:
     with engine.begin() as conn:
         conn.execute(sa.text(SEED_AUTHOR_COUNTS), common)
         conn.execute(sa.text(SEED_OPEN_REPORTS), common)
+        # What service.moderation.day_counts keeps (its own recount, as the migration does).
+        conn.execute(recount(site_id))
         # The ids were given explicitly: move the sequence past them.
         conn.execute(
             sa.text("SELECT setval(pg_get_serial_sequence('comment', 'id'), :last)"),

@@ -25,16 +25,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from service.extensions import db
 from service.models import Comment, ModerationEvent, Report, StatsDay, utcnow
-from service.moderation.bulk import UNDO
+from service.moderation.moderate import DECIDED, NOT_DECISIONS
 from service.moderation.states import CommentStatus
 from service.score_key import literal
 
 DAY = timedelta(days=1)
 # Days one transaction of ``fill`` stores.
 FILL_COMMIT_DAYS = 10
-DECIDED = (CommentStatus.APPROVED, CommentStatus.HELD, CommentStatus.REJECTED)
-# Moves by moderator keys that are not decisions: report requeues and undos.
-NOT_DECISIONS = ("reported", UNDO)
 
 
 def is_policy(event: Any) -> Any:
@@ -43,7 +40,8 @@ def is_policy(event: Any) -> Any:
 
 
 def is_human(event: Any) -> Any:
-    """SQL: ``event`` is a moderator's decision (not a requeue, undo or delete)."""
+    """SQL: ``event`` is a moderator's decision (not a requeue, undo or delete): the rule
+    of ``moderate.is_decision``."""
     # A literal "policy", so the partial index of moderators' decisions matches.
     return sa.and_(
         event.actor != literal("policy"),
@@ -60,6 +58,8 @@ def empty() -> dict[str, Any]:
         "policy": {},
         "moderators": {},
         "by_moderator": {},
+        # "held>approved": moderator decisions that differ from the policy's of the comment.
+        "overrides": {},
         "reports_received": 0,
         "reports_resolved": 0,
     }
@@ -84,20 +84,25 @@ def live(site_id: int, since: datetime, until: datetime) -> dict[str, Any]:
     # Every decision of the window in one pass (creations have no from_status), grouped
     # by the columns the rules read: ix_event_site_decided covers it.
     decisions = db.session.execute(
-        sa.select(is_policy(event), is_human(event), event.actor, event.to_status, sa.func.count())
+        sa.select(is_policy(event), is_human(event), event.actor, event.to_status)
+        .add_columns(event.policy_status, sa.func.count())
         .where(
             event.site_id == site_id,
             event.created_at >= since,
             event.created_at < until,
             event.from_status.is_not(None),
         )
-        .group_by(event.actor, event.from_status, event.to_status, event.reason_code)
+        .group_by(
+            event.actor, event.from_status, event.to_status, event.reason_code, event.policy_status
+        )
     ).all()
-    for policy_made, human_made, actor, to_status, n in decisions:
+    for policy_made, human_made, actor, to_status, policy_status, n in decisions:
         if policy_made:
             add(counts, {"policy": {to_status: n}})
         elif human_made:
             add(counts, {"moderators": {to_status: n}, "by_moderator": {actor: n}})
+            if policy_status is not None and policy_status != to_status:
+                add(counts, {"overrides": {f"{policy_status}>{to_status}": n}})
     counts["received"] = db.session.scalar(
         sa.select(sa.func.count())
         .select_from(Comment)
@@ -166,7 +171,18 @@ def window(site_id: int, since: datetime, until: datetime, grace: float) -> dict
     for day in missing:
         stored[day] = live(site_id, start_of(day), start_of(day + DAY))
         _store(site_id, day, stored[day])
-    if missing:
+    # Days rolled up before overrides were counted gain them once (from events that
+    # retention has not pruned: none, for days before its horizon).
+    older = [day for day, counts in stored.items() if "overrides" not in counts]
+    for day in older:
+        overrides = live(site_id, start_of(day), start_of(day + DAY))["overrides"]
+        stored[day] = {**stored[day], "overrides": overrides}
+        db.session.execute(
+            sa.update(StatsDay)
+            .where(StatsDay.site_id == site_id, StatsDay.day == day)
+            .values(counts=stored[day])
+        )
+    if missing or older:
         db.session.commit()
     for counts in stored.values():
         add(total, counts)

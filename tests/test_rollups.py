@@ -62,6 +62,7 @@ def test_whole_days_come_from_the_rollup_and_match_a_live_count(client, site, we
     assert answer["policy"] == {"approved": 14, "held": 7, "rejected": 0, "total": 21}
     assert answer["moderators"]["rejected"] == 7
     assert {row["actor"] for row in answer["by_moderator"]} == {"mod-0", "mod-1"}
+    assert answer["overrides"]["policy_held_moderator_rejected"] == 7
     days = db.session.scalars(sa.select(StatsDay.day).where(StatsDay.site_id == site.id)).all()
     assert sorted(days) == [(TODAY - timedelta(days=n)).date() for n in range(6, 0, -1)]
     live = rollups.live(site.id, since, utcnow())
@@ -80,6 +81,20 @@ def test_a_closed_day_is_counted_once_until_rebuilt(app, client, site, week):
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1])["days"] == 6
     assert stats(client, site, since)["received"] == 22
+
+
+def test_days_rolled_up_before_overrides_were_counted_gain_them(client, site, week):
+    since = TODAY - timedelta(days=6)
+    assert stats(client, site, since)["overrides"]["policy_held_moderator_rejected"] == 7
+    # Rows as the code before overrides were counted stored them.
+    for row in db.session.scalars(sa.select(StatsDay)):
+        row.counts = {name: n for name, n in row.counts.items() if name != "overrides"}
+    db.session.commit()
+    assert stats(client, site, since)["overrides"]["policy_held_moderator_rejected"] == 7
+    db.session.expire_all()
+    stored = db.session.scalars(sa.select(StatsDay.counts)).all()
+    assert len(stored) == 6
+    assert all(counts["overrides"] == {"held>rejected": 1} for counts in stored)
 
 
 def test_rebuild_names_an_unknown_site(app):

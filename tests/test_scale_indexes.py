@@ -23,7 +23,11 @@ NEW_INDEXES = {
         "ix_comment_open_reported",
         "ix_comment_site_created_language",
     },
-    "moderation_event": {"ix_event_site_decided", "ix_event_site_human"},
+    "moderation_event": {
+        "ix_event_site_decided",
+        "ix_event_site_human",
+        "ix_event_site_first_review",
+    },
     "report": {"ix_report_site_open", "ix_report_site_created", "ix_report_site_resolved"},
 }
 # Enough rows that a sequential scan is the dearer plan; the bench seeds them by SQL.
@@ -156,16 +160,30 @@ def test_stats_read_decisions_and_reports_from_their_indexes(client, site, seede
     events = used(statements, "moderation_event")
     # A single day's few events may be read through the narrower (site_id, created_at)
     # index, which serves as well; no read may scan the table.
-    by_window = {"ix_event_site_decided", "ix_event_site_human", "ix_event_site_created"}
+    by_window = {
+        "ix_event_site_decided",
+        "ix_event_site_human",
+        "ix_event_site_created",
+        "ix_event_site_first_review",
+        "moderation_event_pkey",  # the policy's newest decisions, newest first
+    }
     missed = [(s, i) for s, i in events if not i & by_window]
     assert events and not missed, missed
-    assert any("ix_event_site_decided" in i for _, i in events)
-    overrides = [i for s, i in events if "count(DISTINCT moderation_event_1.comment_id)" in s]
-    assert overrides and "ix_event_site_human" in overrides[0]
+    # The partial days' decisions (whole days are rolled up): a window index of events.
+    decisions = [i for s, i in events if "moderation_event.policy_status" in s]
+    assert decisions and decisions[0] & {"ix_event_site_decided", "ix_event_site_created"}
+    # Overrides come from the decisions' own policy_status: no event is joined to another.
+    assert not [s for s, _ in events if "moderation_event_1" in s]
+    reviews = [i for s, i in events if "moderation_event.latency_s IS NOT NULL" in s]
+    assert reviews and reviews[0] == {"ix_event_site_first_review"}
     reports = [i for s, i in used(statements, "report") if "FILTER" in s]
     assert reports and reports[0] & {"ix_report_site_created", "ix_report_site_resolved"}
     received = [i for s, i in used(statements, "comment") if "comment.created_at >=" in s]
     by_time = {"ix_comment_site_status_created", "ix_comment_site_created_language"}
     assert received and received[0] & by_time
     languages = [i for s, i in used(statements, "comment") if "GROUP BY comment.language" in s]
-    assert languages and "ix_comment_site_created_language" in languages[0]
+    by_time = {*by_time, "ix_comment_status_created"}  # the pending ones of whole days
+    assert languages and all(i & by_time for i in languages)
+    # The window's whole days: the kept per-day counts, by their primary key.
+    days = used(statements, "day_status_count")
+    assert days and days[0][1] == {"day_status_count_pkey"}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -16,16 +18,21 @@ T0 = utcnow().replace(microsecond=0) - timedelta(days=1)
 
 
 def at(comment_id: int, move: str, seconds: float) -> None:
-    """Set when the event ``from>to`` of a comment happened: ``seconds`` after T0."""
+    """Set when the event ``from>to`` of a comment happened: ``seconds`` after T0 (its
+    comment was submitted at T0), and so the latency a first review stored."""
     from_status, to_status = move.split(">")
+    event = ModerationEvent
     result = db.session.execute(
-        sa.update(ModerationEvent)
+        sa.update(event)
         .where(
-            ModerationEvent.comment_id == comment_id,
-            ModerationEvent.from_status == from_status,
-            ModerationEvent.to_status == to_status,
+            event.comment_id == comment_id,
+            event.from_status == from_status,
+            event.to_status == to_status,
         )
-        .values(created_at=T0 + timedelta(seconds=seconds))
+        .values(
+            created_at=T0 + timedelta(seconds=seconds),
+            latency_s=sa.case((event.latency_s.is_not(None), seconds), else_=None),
+        )
     )
     assert result.rowcount == 1
     db.session.commit()
@@ -159,3 +166,26 @@ def test_bad_windows_answer_422_naming_the_field(client, site, params, field):
 def test_stats_count_only_the_keys_own_site(client, site, other_site, history):
     stats = client.get("/v1/stats", headers=other_site.auth("admin")).get_json()
     assert (stats["received"], stats["policy"]["total"], stats["moderators"]["total"]) == (0, 0, 0)
+
+
+def test_the_migration_gives_stored_decisions_what_moderate_records(site, history):
+    path = Path(__file__).parents[1] / "service/migrations/versions/e5b2c7d9f1a3_stats_counters.py"
+    spec = importlib.util.spec_from_file_location("stats_counters", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    event = ModerationEvent
+    columns = (event.id, event.policy_status, event.latency_s)
+    recorded = db.session.execute(sa.select(*columns).order_by(event.id)).all()
+    assert [row.policy_status for row in recorded].count("approved") == 3  # c1, c5, c7
+    db.session.execute(sa.update(event).values(policy_status=None, latency_s=None))
+    for statement in migration.event_backfill(db.engine.dialect.name):
+        db.session.execute(sa.text(statement))
+    db.session.commit()
+    backfilled = db.session.execute(sa.select(*columns).order_by(event.id)).all()
+    assert [row[:2] for row in backfilled] == [row[:2] for row in recorded]
+    assert [row.latency_s is None for row in backfilled] == [
+        row.latency_s is None for row in recorded
+    ]
+    assert [row.latency_s for row in backfilled if row.latency_s is not None] == pytest.approx(
+        [row.latency_s for row in recorded if row.latency_s is not None], abs=0.01
+    )

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy.orm import aliased
 
 from service import rollups
 from service.api.common import DateTimeIn, count_schema
@@ -20,9 +19,12 @@ from service.api.schemas import Counts
 from service.auth import Role, require
 from service.errors import abort
 from service.extensions import db
-from service.models import Comment, ModerationEvent, utcnow
+from service.models import Comment, DayStatusCount, ModerationEvent, utcnow
+from service.moderation import day_counts
 from service.moderation.review import queue_counts
-from service.rollups import DECIDED, is_human, is_policy
+from service.moderation.states import CommentStatus
+from service.rollups import DECIDED, is_policy
+from service.score_key import literal
 
 blp = Blueprint(
     "stats",
@@ -110,8 +112,9 @@ class StatsOut(ma.Schema):
     overrides = ma.fields.Nested(
         Overrides,
         metadata={
-            "description": "Comments a moderator moved away from the policy's decision: "
-            "the numbers that say whether the thresholds are right."
+            "description": "Moderator decisions that moved a comment away from the "
+            "policy's decision of it, by the two decisions: the numbers that say whether "
+            "the thresholds are right."
         },
     )
     latency = ma.fields.Nested(Latencies)
@@ -137,48 +140,28 @@ def _split(rows: list[Any]) -> dict[str, int]:
     return split
 
 
-def _latency(where: list[Any], sample_max: int, *, dense: bool) -> dict[str, Any]:
-    """Median and nearest-rank p95 of submit-to-decision seconds of the newest decisions.
+def _percentiles(seconds: Any) -> dict[str, Any]:
+    """Median and nearest-rank p95 of the SELECT ``seconds`` (one column, ``seconds``):
+    Postgres computes them (percentile_cont is the median's interpolation, percentile_disc
+    the nearest rank)."""
+    sample = seconds.subquery()
+    count, median, p95 = db.session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.percentile_cont(0.5).within_group(sample.c.seconds),
+            sa.func.percentile_disc(0.95).within_group(sample.c.seconds),
+        ).select_from(sample)
+    ).one()
+    return {
+        "samples": count,
+        "median_s": None if median is None else float(median),
+        "p95_s": None if p95 is None else float(p95),
+    }
 
-    Postgres computes them (percentile_cont is the median's interpolation,
-    percentile_disc the nearest rank); SQLite has no percentile aggregate, so there the
-    sample's seconds come to Python. ``dense``: the sample's comments are nearly every
-    comment of their id range (the policy decides each one), so the join reads that
-    range of the primary key; a sparse sample (moderators decide a few percent) looks
-    each comment up instead, as the range would span the whole window's comments.
-    """
-    sample = (
-        sa.select(ModerationEvent.comment_id, ModerationEvent.created_at.label("decided"))
-        .where(*where)
-        .order_by(ModerationEvent.id.desc())
-        .limit(sample_max)
-        .cte("sample")
-    )
-    newest = sa.select(sample.c.decided, Comment.created_at.label("created")).join(
-        Comment, Comment.id == sample.c.comment_id
-    )
-    if dense:
-        # Bounding the comments by the sample's own id range changes no row.
-        lowest = sa.select(sa.func.min(sample.c.comment_id)).scalar_subquery()
-        highest = sa.select(sa.func.max(sample.c.comment_id)).scalar_subquery()
-        newest = newest.where(Comment.id >= lowest, Comment.id <= highest)
-    if db.session.get_bind().dialect.name == "postgresql":
-        sample = newest.subquery()
-        seconds = sa.func.greatest(0.0, sa.extract("epoch", sample.c.decided - sample.c.created))
-        count, median, p95 = db.session.execute(
-            sa.select(
-                sa.func.count(),
-                sa.func.percentile_cont(0.5).within_group(seconds),
-                sa.func.percentile_disc(0.95).within_group(seconds),
-            ).select_from(sample)
-        ).one()
-        return {
-            "samples": count,
-            "median_s": None if median is None else float(median),
-            "p95_s": None if p95 is None else float(p95),
-        }
-    rows = db.session.execute(newest).all()
-    values = sorted(max(0.0, (decided - created).total_seconds()) for decided, created in rows)
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    """The same in Python, where the database has no percentile aggregate (SQLite)."""
+    values = sorted(values)
     return {
         "samples": len(values),
         "median_s": statistics.median(values) if values else None,
@@ -186,25 +169,110 @@ def _latency(where: list[Any], sample_max: int, *, dense: bool) -> dict[str, Any
     }
 
 
-def by_language(site_id: int, since: datetime, until: datetime) -> list[dict[str, Any]]:
-    """Comments received in the window per language, with their statuses now."""
-    unsupported = Comment.reason_codes.like("% unsupported\\_language %", escape="\\")
-    rows = db.session.execute(
+def _on_postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def _policy_latency(window: list[Any], sample_max: int) -> dict[str, Any]:
+    """Submit-to-decision seconds of the policy's newest decisions in the window.
+
+    The policy decides nearly every comment of an id range, so the sample's comments are
+    read as that range of the primary key (bounding them by it changes no row).
+    """
+    event = ModerationEvent
+    sample = (
+        sa.select(event.comment_id, event.created_at.label("decided"))
+        .where(*window, is_policy(event))
+        .order_by(event.id.desc())
+        .limit(sample_max)
+        .cte("sample")
+    )
+    lowest = sa.select(sa.func.min(sample.c.comment_id)).scalar_subquery()
+    highest = sa.select(sa.func.max(sample.c.comment_id)).scalar_subquery()
+
+    def newest(*columns: Any) -> Any:
+        return (
+            sa.select(*columns)
+            .select_from(sample)
+            .join(Comment, Comment.id == sample.c.comment_id)
+            .where(Comment.id >= lowest, Comment.id <= highest)
+        )
+
+    if _on_postgres():
+        elapsed = sa.extract("epoch", sample.c.decided - Comment.created_at)
+        return _percentiles(newest(sa.func.greatest(0.0, elapsed).label("seconds")))
+    rows = db.session.execute(newest(sample.c.decided, Comment.created_at)).all()
+    return _summary([max(0.0, (decided - created).total_seconds()) for decided, created in rows])
+
+
+def _review_latency(window: list[Any], sample_max: int) -> dict[str, Any]:
+    """Submit-to-first-moderator-decision seconds of the newest such decisions in the
+    window: stored on the decision (``latency_s``), read from ix_event_site_first_review."""
+    event = ModerationEvent
+    seconds = (
+        sa.select(event.latency_s.label("seconds"))
+        .where(*window, event.latency_s.is_not(None))
+        .order_by(event.created_at.desc())
+        .limit(sample_max)
+    )
+    if _on_postgres():
+        return _percentiles(seconds)
+    return _summary(list(db.session.scalars(seconds)))
+
+
+def _live_languages(
+    site_id: int, since: datetime, until: datetime, *, pending_only: bool = False
+) -> list[Any]:
+    """(language, status, comments, unsupported) of the window counted from the comments:
+    the covering index ix_comment_site_created_language (the pending ones alone:
+    ix_comment_site_status_created)."""
+    pending = [Comment.status == literal(CommentStatus.PENDING.value)] if pending_only else []
+    return db.session.execute(
         sa.select(
-            Comment.language,
+            sa.func.coalesce(Comment.language, day_counts.NO_LANGUAGE),
             Comment.status,
             sa.func.count(),
-            sa.func.count(sa.case((unsupported, 1))),
+            sa.func.count(sa.case((day_counts.unsupported_column(), 1))),
         )
         .where(
             Comment.site_id == site_id,
+            *pending,
             Comment.created_at >= since,
             Comment.created_at < until,
         )
         .group_by(Comment.language, Comment.status)
     ).all()
+
+
+def by_language(site_id: int, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Comments received in the window per language, with their statuses now.
+
+    The window's whole UTC days come from the counts ``moderate()`` keeps per day
+    (``day_counts``) and the live pending ones; its partial first and last days are
+    counted from the comments.
+    """
+    first, end = rollups.whole_days(since, until, until)
+    if first >= end:
+        rows = _live_languages(site_id, since, until)
+    else:
+        counted = DayStatusCount
+        rows = db.session.execute(
+            sa.select(
+                counted.language,
+                counted.status,
+                sa.func.sum(counted.comments),
+                sa.func.sum(sa.case((counted.unsupported, counted.comments), else_=0)),
+            )
+            .where(counted.site_id == site_id, counted.day >= first, counted.day < end)
+            .group_by(counted.language, counted.status)
+        ).all()
+        whole_since, whole_until = rollups.start_of(first), rollups.start_of(end)
+        rows += _live_languages(site_id, whole_since, whole_until, pending_only=True)
+        rows += _live_languages(site_id, since, whole_since)
+        rows += _live_languages(site_id, whole_until, until)
     counts: dict[str | None, dict[str, Any]] = {}
-    for language, status, n, unread in rows:
+    for key, status, n, unread in rows:
+        language = key or None
         entry = counts.setdefault(
             language,
             {
@@ -214,11 +282,12 @@ def by_language(site_id: int, since: datetime, until: datetime) -> list[dict[str
                 "unsupported": 0,
             },
         )
-        entry["received"] += n
-        entry["unsupported"] += unread
+        entry["received"] += int(n)
+        entry["unsupported"] += int(unread)
         if status in entry:
-            entry[status] += n
-    return sorted(counts.values(), key=lambda e: (-e["received"], e["language"] or ""))
+            entry[status] += int(n)
+    entries = [entry for entry in counts.values() if entry["received"]]
+    return sorted(entries, key=lambda e: (-e["received"], e["language"] or ""))
 
 
 def site_stats(
@@ -228,28 +297,14 @@ def site_stats(
     event = ModerationEvent
     # Whole closed days come from the daily rollups, the partial ends are counted live.
     counts = rollups.window(site_id, since, until, grace)
-    policy, human = aliased(ModerationEvent), aliased(ModerationEvent)
-    override_rows = db.session.execute(
-        sa.select(policy.to_status, human.to_status, sa.func.count(sa.distinct(policy.comment_id)))
-        .join(human, sa.and_(human.comment_id == policy.comment_id, human.id > policy.id))
-        .where(
-            policy.site_id == site_id,
-            is_policy(policy),
-            human.site_id == site_id,
-            is_human(human),
-            human.created_at >= since,
-            human.created_at < until,
-        )
-        .group_by(policy.to_status, human.to_status)
-    ).all()
-    overrides = dict.fromkeys(OVERRIDES.values(), 0)
-    for before, after, n in override_rows:
-        if (before, after) in OVERRIDES:
-            overrides[OVERRIDES[before, after]] = n
-    earlier = aliased(ModerationEvent)
-    first_human = ~sa.exists().where(
-        earlier.comment_id == event.comment_id, earlier.id < event.id, is_human(earlier)
-    )
+    if _on_postgres():
+        # The best plan of each query below depends on the window's width (a day, a year).
+        # psycopg prepares a statement run five times, and Postgres may then keep one
+        # generic plan for every window: a 30-day plan ran a year's latency sample 20x
+        # slower. Plan each with its own bounds, in this transaction only.
+        db.session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    moved = counts["overrides"]
+    overrides = {name: moved.get(f"{a}>{b}", 0) for (a, b), name in OVERRIDES.items()}
     window = [event.site_id == site_id, event.created_at >= since, event.created_at < until]
     moderators = sorted(counts["by_moderator"].items(), key=lambda item: (-item[1], item[0]))
     return {
@@ -261,10 +316,8 @@ def site_stats(
         "by_moderator": [{"actor": actor, "decisions": n} for actor, n in moderators],
         "overrides": overrides,
         "latency": {
-            "policy": _latency([*window, is_policy(event)], sample_max, dense=True),
-            "moderators": _latency(
-                [*window, is_human(event), first_human], sample_max, dense=False
-            ),
+            "policy": _policy_latency(window, sample_max),
+            "moderators": _review_latency(window, sample_max),
         },
         "reports": {
             "received": counts["reports_received"],

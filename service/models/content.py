@@ -212,6 +212,14 @@ class ModerationEvent(SiteRow, db.Model):
             postgresql_include=EVENT_STATS_COLUMNS,
             where="actor <> 'policy' AND from_status IS NOT NULL",
         ),
+        # Comments' first moderator decisions: /v1/stats' moderator latency, from the index.
+        partial_index(
+            "ix_event_site_first_review",
+            "site_id",
+            "created_at",
+            postgresql_include=["latency_s"],
+            where="latency_s IS NOT NULL",
+        ),
         sa.Index("ix_event_bulk", "bulk_id", "id"),
     )
 
@@ -225,6 +233,11 @@ class ModerationEvent(SiteRow, db.Model):
     model: Mapped[str | None] = mapped_column(sa.String(200))
     reasons: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
     bulk_id: Mapped[str | None] = mapped_column(sa.String(36))
+    # On a moderator's decision (moderate.is_decision): what the policy had decided for
+    # the comment (None: it decided nothing), so overrides are counted without a join;
+    # and on the comment's first such decision, the seconds since it was submitted.
+    policy_status: Mapped[str | None] = mapped_column(sa.String(16))
+    latency_s: Mapped[float | None] = mapped_column(sa.Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -1,5 +1,5 @@
 """Models around the content: webhook endpoints, deliveries and attempts, analyze
-feedback, Coral secrets, dashboard sessions and daily stats rollups."""
+feedback, Coral secrets, dashboard sessions, daily stats rollups and day counts."""
 
 from __future__ import annotations
 
@@ -153,3 +153,21 @@ class StatsDay(db.Model):
     day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
     counts: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DayStatusCount(db.Model):
+    """How many of a site's comments submitted on a UTC day are in one language and status
+    now (service.moderation.day_counts keeps it; pending ones are not counted)."""
+
+    __tablename__ = "day_status_count"
+
+    site_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("site.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    # "" for comments no scorer gave a language (a key column cannot be null).
+    language: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    # Read by no scorer made for the language (reason unsupported_language).
+    unsupported: Mapped[bool] = mapped_column(primary_key=True)
+    comments: Mapped[int] = mapped_column(sa.Integer)

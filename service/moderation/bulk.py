@@ -13,12 +13,12 @@ import sqlalchemy as sa
 from service.extensions import db
 from service.models import BulkAction, Comment, ModerationEvent, utcnow
 from service.moderation.locks import locked
-from service.moderation.moderate import MoveConflict, moderate
+from service.moderation.moderate import UNDONE, MoveConflict, moderate
 from service.moderation.states import CommentStatus, sources
 
 log = logging.getLogger(__name__)
 
-UNDO = "undo"
+UNDO = UNDONE  # the reason code of an undo's moves
 # Comments per IN list when counting or checking explicit ids (well under SQLite's variable cap).
 ID_BATCH = 1000
 

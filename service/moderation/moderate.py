@@ -9,8 +9,9 @@ erasure. In order, it
    or a move the state machine does not allow (``states.ALLOWED_MOVES``): one
    ``Conflict`` carrying the comment's current status, which the API answers with 409;
 2. leaves a comment already in ``to_status`` as it is (no event: nothing changed);
-3. moves the others, keeping the author's approved/rejected counters and the queue's
-   derived columns true, and stamps who decided and when;
+3. moves the others, keeping the author's approved/rejected counters, the queue's
+   derived columns and the per-day language counts (``day_counts``) true, and stamps
+   who decided and when;
 4. writes one ModerationEvent per move (the audit trail) and the ``comment.<status>``
    webhook outbox rows;
 5. for a moderator's review (``review=True``), resolves the open reports of every
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +36,7 @@ from service import metrics, outbox
 from service.errors import Conflict
 from service.extensions import db
 from service.models import Comment, ModerationEvent, Report, utcnow
+from service.moderation import day_counts
 from service.moderation.report_counts import uncount_resolved
 from service.moderation.states import CommentStatus, can_move
 
@@ -54,6 +57,25 @@ REASON_CODES = (
 )
 # Approving or rejecting answers a comment's reports; holding it only defers the answer.
 RESOLVES_REPORTS = (CommentStatus.APPROVED, CommentStatus.REJECTED)
+DECIDED = (CommentStatus.APPROVED, CommentStatus.HELD, CommentStatus.REJECTED)
+# The reason codes of moves by moderator keys that are not decisions: a report's requeue
+# (moderation/reports.py) and a bulk action's undo (moderation/bulk.py).
+REQUEUED, UNDONE = "reported", "undo"
+NOT_DECISIONS = (REQUEUED, UNDONE)
+
+
+def is_decision(actor: str, to_status: str, reason_code: str | None) -> bool:
+    """A moderator's decision (not the policy's, a requeue, an undo or a delete); the SQL
+    of the same rule is ``rollups.is_human``."""
+    return actor != POLICY and to_status in DECIDED and reason_code not in NOT_DECISIONS
+
+
+@dataclass(frozen=True)
+class Review:
+    """What a moderator's decision is measured against (stored on its event)."""
+
+    policy_status: str | None  # the policy's decision of the comment, if it made one
+    first: bool  # the comment's first moderator decision
 
 
 class MoveConflict(Conflict):
@@ -96,12 +118,46 @@ def moderate(
     for comment in comments:
         _check(comment, to_status, expected)
     moved = [comment for comment in comments if comment.status != to_status]
+    reviews = _reviews(moved) if is_decision(actor, to_status, reason_code) else {}
     for comment in moved:
-        _move(comment, to_status, actor, reason_code, note, reasons, scores, model, bulk_id)
+        event = _move(comment, to_status, actor, reason_code, note, reasons, scores, model, bulk_id)
+        review = reviews.get(comment.id)
+        if review is not None:
+            event.policy_status = review.policy_status
+            if review.first:
+                event.latency_s = _seconds_since(comment.created_at, event.created_at)
+    resolved = 0
     resolved = 0
     if review and to_status in RESOLVES_REPORTS:
         resolved = resolve_reports([comment.id for comment in comments], actor)
     return Moderated(changed=len(moved), resolved_reports=resolved)
+
+
+def _reviews(comments: list[Comment]) -> dict[int, Review]:
+    """For a moderator deciding ``comments``: the policy's decision of each and whether
+    this is its first moderator decision, from their events (one query)."""
+    ids = [comment.id for comment in comments]
+    if not ids:
+        return {}
+    event = ModerationEvent
+    rows = db.session.execute(
+        sa.select(event.comment_id, event.actor, event.from_status, event.to_status)
+        .add_columns(event.reason_code)
+        .where(event.comment_id.in_(ids), event.from_status.is_not(None))
+        .order_by(event.id)
+    ).all()
+    policy: dict[int, str] = {}
+    decided: set[int] = set()
+    for comment_id, actor, from_status, to_status, reason_code in rows:
+        if actor == POLICY and from_status == CommentStatus.PENDING:
+            policy[comment_id] = to_status
+        elif is_decision(actor, to_status, reason_code):
+            decided.add(comment_id)
+    return {cid: Review(policy.get(cid), cid not in decided) for cid in ids}
+
+
+def _seconds_since(created: datetime, now: datetime) -> float:
+    return max(0.0, (now - created).total_seconds())
 
 
 def _check(comment: Comment, to_status: CommentStatus, expected: str | None) -> None:
@@ -125,12 +181,13 @@ def _move(
     scores: dict[str, float] | None,
     model: str | None,
     bulk_id: str | None,
-) -> None:
+) -> ModerationEvent:
     from_status = CommentStatus(comment.status)
+    counted_as = None if from_status == CommentStatus.PENDING else day_counts.key_of(comment)
     _count(comment, from_status, -1)
     comment.status = to_status
     _count(comment, to_status, +1)
-    comment.decided_at = utcnow()
+    comment.decided_at = now = utcnow()
     comment.decided_by = actor
     if reasons is not None:
         comment.reasons = reasons
@@ -139,24 +196,26 @@ def _move(
     if scores is not None:
         comment.scores = scores
         comment.max_score = max(scores.values(), default=None)
-    db.session.add(
-        ModerationEvent(
-            site_id=comment.site_id,
-            comment_id=comment.id,
-            from_status=from_status,
-            to_status=to_status,
-            actor=actor,
-            reason_code=reason_code,
-            note=note,
-            reasons=reasons,
-            scores=scores,
-            model=model,
-            bulk_id=bulk_id,
-        )
+    day_counts.moved(counted_as, day_counts.key_of(comment))
+    event = ModerationEvent(
+        site_id=comment.site_id,
+        comment_id=comment.id,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        reason_code=reason_code,
+        note=note,
+        reasons=reasons,
+        scores=scores,
+        model=model,
+        bulk_id=bulk_id,
+        created_at=now,
     )
+    db.session.add(event)
     outbox.comment_event(comment, previous_status=from_status, actor=actor, bulk_id=bulk_id)
     kind = "policy" if actor == POLICY else "moderator"
     db.session.info.setdefault(_DECIDED, []).append((str(to_status), kind))
+    return event
 
 
 def _count(comment: Comment, status: CommentStatus, delta: int) -> None:

@@ -8,11 +8,11 @@ from service import outbox
 from service.extensions import db
 from service.models import Comment, Report
 from service.moderation.locks import locked
-from service.moderation.moderate import MoveConflict, moderate
+from service.moderation.moderate import REQUEUED, MoveConflict, moderate
 from service.moderation.report_counts import counted_report
 from service.moderation.states import CommentStatus
 
-REASON = "reported"
+REASON = REQUEUED  # the reason code of a requeue's move
 # Why a reader may report a comment: one list for the site API and the embed widget.
 REPORT_REASONS = ("offensive", "abusive", "spam", "other")
 

@@ -1,0 +1,189 @@
+"""The per-day language and status counts that /v1/stats' languages read (day_counts)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from service.api.stats import by_language
+from service.cli import main
+from service.extensions import db
+from service.models import Comment, DayStatusCount, utcnow
+from service.moderation import day_counts
+from service.moderation.moderate import moderate
+from service.moderation.states import CommentStatus
+from service.rollups import start_of
+from tests.review_helpers import make_comments, moderator_moves, policy_decides, set_created
+
+TODAY = utcnow().date()
+
+
+def kept() -> dict[tuple, int]:
+    """The table as kept, rows of zero left out."""
+    db.session.expire_all()
+    rows = db.session.execute(
+        sa.select(
+            DayStatusCount.site_id,
+            DayStatusCount.day,
+            DayStatusCount.language,
+            DayStatusCount.status,
+            DayStatusCount.unsupported,
+            DayStatusCount.comments,
+        )
+    ).all()
+    return {tuple(row[:5]): row[5] for row in rows if row[5]}
+
+
+def recounted() -> dict[tuple, int]:
+    """What a recount from the comments gives."""
+    rows = db.session.execute(day_counts.recount_select(None)).all()
+    return {
+        (site, _date(day), language, status, bool(unsupported)): n
+        for site, day, language, status, unsupported, n in rows
+    }
+
+
+def _date(value):
+    # SQLite's date() answers text.
+    return value if not isinstance(value, str) else type(TODAY).fromisoformat(value)
+
+
+def decide_in(ids: list[int], status: str, language: str | None, unsupported: bool = False):
+    """The worker's decision: the language it read, then the policy's move."""
+    for comment in db.session.scalars(sa.select(Comment).where(Comment.id.in_(ids))):
+        comment.language = language
+    reasons = [{"code": "unsupported_language", "language": language}] if unsupported else None
+    policy_decides(ids, status, reasons=reasons)
+
+
+@pytest.fixture
+def history(client, site):
+    """Comments over four days in three languages, moved every way a comment moves."""
+    days = [make_comments(site.id, 4) for _ in range(4)]
+    for n, ids in enumerate(days):
+        for comment_id in ids:
+            set_created(comment_id, start_of(TODAY) - timedelta(days=n, hours=-1))
+    d0, d1, d2, d3 = days
+    decide_in(d0[:2], "approved", "en")
+    decide_in(d0[2:3], "held", "de", unsupported=True)  # d0[3] stays pending
+    decide_in(d1, "held", "fr")
+    decide_in(d2, "approved", None)
+    decide_in(d3[:3], "rejected", "en")
+    decide_in(d3[3:], "held", "en")
+    moderator_moves(d1[:2], "approved")
+    moderator_moves(d1[2:3], "rejected")
+    moderator_moves(d1[:1], "rejected")  # an override of an override
+    moderator_moves(d3[:1], "approved")
+    mod = site.auth("moderator")
+    bulk = client.post(
+        "/v1/decisions/bulk", json={"ids": d2[:3], "decision": "reject"}, headers=mod
+    ).get_json()
+    client.post(f"/v1/decisions/bulk/{bulk['bulk_id']}/undo", headers=mod)
+    client.post(f"/v1/comments/{d2[3]}/reports", json={"reason": "spam"}, headers=site.auth())
+    client.delete(f"/v1/comments/{d0[0]}", headers=mod)
+    return days
+
+
+def test_every_kind_of_move_keeps_the_counts_equal_to_a_recount(site, history):
+    counts = kept()
+    assert counts == recounted()
+    d1 = TODAY - timedelta(days=1)
+    assert counts[(site.id, d1, "fr", "approved", False)] == 1
+    assert counts[(site.id, d1, "fr", "rejected", False)] == 2
+    assert counts[(site.id, TODAY, "de", "held", True)] == 1
+    # Pending comments are not kept: they are counted live.
+    assert not [key for key in counts if key[3] == "pending"]
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        (timedelta(days=10), timedelta(0)),  # whole days and a partial last one
+        (timedelta(days=2, hours=12), timedelta(hours=-1)),  # partial at both ends
+        (timedelta(hours=5), timedelta(hours=-2)),  # inside one day
+        (timedelta(days=3), timedelta(days=1)),  # whole days only
+    ],
+)
+def test_languages_of_any_window_match_a_count_of_the_comments(site, history, since, until):
+    now = start_of(TODAY) + timedelta(hours=2)
+    window = (now - since, now - until)
+    live = day_counts_live(site.id, *window)
+    assert by_language(site.id, *window) == live
+    assert sum(entry["received"] for entry in live) > 0
+
+
+def day_counts_live(site_id, since, until):
+    """The answer counted from the comments alone, as /v1/stats did before the counts."""
+    rows = db.session.execute(
+        sa.select(Comment.language, Comment.status, Comment.reason_codes).where(
+            Comment.site_id == site_id, Comment.created_at >= since, Comment.created_at < until
+        )
+    ).all()
+    counts = {}
+    for language, status, codes in rows:
+        entry = counts.setdefault(
+            language,
+            {"language": language, "received": 0, "approved": 0, "held": 0, "rejected": 0}
+            | {"pending": 0, "unsupported": 0},
+        )
+        entry["received"] += 1
+        entry["unsupported"] += day_counts.UNSUPPORTED in (codes or "")
+        if status in entry:
+            entry[status] += 1
+    return sorted(counts.values(), key=lambda e: (-e["received"], e["language"] or ""))
+
+
+def test_a_rolled_back_move_counts_nothing(site):
+    [comment_id] = make_comments(site.id, 1)
+    decide_in([comment_id], "held", "en")
+    before = kept()
+    moderate(db.session.get(Comment, comment_id), CommentStatus.APPROVED, actor="mod")
+    db.session.rollback()
+    assert kept() == before
+    # And the next transaction does not inherit the rolled-back move's counts.
+    moderator_moves([comment_id], "rejected")
+    assert kept() == recounted()
+
+
+def test_counts_rebuild_repairs_a_wrong_count(app, site, history):
+    db.session.execute(sa.update(DayStatusCount).values(comments=DayStatusCount.comments + 7))
+    db.session.commit()
+    assert kept() != recounted()
+    result = app.test_cli_runner().invoke(main, ["counts", "rebuild", "--site", str(site.id)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["day_counts"] == len(recounted())
+    assert kept() == recounted()
+
+
+@pytest.mark.backends("postgresql")  # SQLite runs one writer at a time: nothing to race
+def test_concurrent_moves_of_one_day_add_up(app, site):
+    ids = make_comments(site.id, 40)
+    decide_in(ids, "held", "en")
+    errors = []
+
+    def moderator(chunk: list[int]) -> None:
+        with app.app_context():
+            try:
+                for comment_id in chunk:
+                    comment = db.session.get(Comment, comment_id, with_for_update=True)
+                    moderate(comment, CommentStatus.APPROVED, actor="mod")
+                    db.session.commit()
+            except Exception as exc:  # reported below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=moderator, args=(ids[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    counts = kept()
+    assert counts[(site.id, TODAY, "en", "approved", False)] == 40
+    assert (site.id, TODAY, "en", "held", False) not in counts
+    assert counts == recounted()
