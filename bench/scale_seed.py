@@ -2,7 +2,7 @@
 
 ``generate_series`` writes the comments (a few busy articles and authors, 10% held, 90%
 English and the rest German, French and Spanish), one policy event per decision,
-moderator moves, ~3.6% reported, the authors' counts and the per-day language counts,
+moderator moves, ~3.6% reported, the authors' counts and the kept status counts,
 then ANALYZEs as autovacuum would have. ``seed`` returns the refs and ids the timed routes need.
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from bench.common import comment_texts
 from service.models import utcnow
-from service.moderation.day_counts import recount
+from service.moderation.status_counts import recount_statements
 
 TEXTS = 2_000  # distinct real comment bodies the seed cycles through
 # Inserted per statement: bounds the seed's memory and WAL per transaction.
@@ -180,8 +180,9 @@ def seed(engine: sa.Engine, site_id: int, comments: int) -> dict[str, Any]:
     with engine.begin() as conn:
         conn.execute(sa.text(SEED_AUTHOR_COUNTS), common)
         conn.execute(sa.text(SEED_OPEN_REPORTS), common)
-        # What service.moderation.day_counts keeps (its own recount, as the migration does).
-        conn.execute(recount(site_id))
+        # What service.moderation.status_counts keeps (its own recount, as the migration's).
+        for statement in recount_statements(site_id):
+            conn.execute(statement)
         # The ids were given explicitly: move the sequence past them.
         conn.execute(
             sa.text("SELECT setval(pg_get_serial_sequence('comment', 'id'), :last)"),

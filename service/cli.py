@@ -261,17 +261,17 @@ def counts() -> None:
 @click.option("--site", "site_id", type=int, help="Only this site id (default: every site).")
 @with_appcontext
 def counts_rebuild(site_id: int | None) -> None:
-    """Recount each comment's open reports from the reports, and the per-day language and
-    status counts from the comments (if ever in doubt)."""
-    from service.moderation import day_counts, report_counts
+    """Recount each comment's open reports from the reports, and the status counts per day
+    and language and per article from the comments (if ever in doubt)."""
+    from service.moderation import report_counts, status_counts
 
     if site_id is not None and db.session.get(Site, site_id) is None:
         raise click.ClickException(f"no site {site_id}")
     fixed = report_counts.rebuild(site_id)
     db.session.commit()
-    rows = day_counts.rebuild(site_id)
+    rows = status_counts.rebuild(site_id)
     db.session.commit()
-    emit({"site_id": site_id, "open_reports_fixed": fixed, "day_counts": rows})
+    emit({"site_id": site_id, "open_reports_fixed": fixed, "status_counts": rows})
 
 
 @main.command()

@@ -133,12 +133,13 @@ class QueueCounts(MethodView):
             if article is None:
                 abort(404, f"No article {args['article']!r} on this site.")
             article_id = article.id
-        counts = queue_counts(g.site.id, article_id=article_id, by_article=args["by_article"])
+        counts = queue_counts(
+            g.site.id, article_id=article_id, by_article=args["by_article"], limit=limit
+        )
         site_counts = counts.pop(None)
         out: dict[str, Any] = {"site": site_counts}
         if args["by_article"]:
-            busiest = sorted(counts, key=lambda a: (-counts[a]["held"], -counts[a]["reported"], a))
-            busiest = busiest[:limit]
+            busiest = list(counts)  # most held first, then most reported
             articles = {
                 a.id: a
                 for a in db.session.scalars(sa.select(Article).where(Article.id.in_(busiest)))

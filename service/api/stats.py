@@ -20,7 +20,7 @@ from service.auth import Role, require
 from service.errors import abort
 from service.extensions import db
 from service.models import Comment, DayStatusCount, ModerationEvent, utcnow
-from service.moderation import day_counts
+from service.moderation import status_counts
 from service.moderation.review import queue_counts
 from service.moderation.states import CommentStatus
 from service.rollups import DECIDED, is_policy
@@ -229,10 +229,10 @@ def _live_languages(
     pending = [Comment.status == literal(CommentStatus.PENDING.value)] if pending_only else []
     return db.session.execute(
         sa.select(
-            sa.func.coalesce(Comment.language, day_counts.NO_LANGUAGE),
+            sa.func.coalesce(Comment.language, status_counts.NO_LANGUAGE),
             Comment.status,
             sa.func.count(),
-            sa.func.count(sa.case((day_counts.unsupported_column(), 1))),
+            sa.func.count(sa.case((status_counts.unsupported_column(), 1))),
         )
         .where(
             Comment.site_id == site_id,
@@ -248,7 +248,7 @@ def by_language(site_id: int, since: datetime, until: datetime) -> list[dict[str
     """Comments received in the window per language, with their statuses now.
 
     The window's whole UTC days come from the counts ``moderate()`` keeps per day
-    (``day_counts``) and the live pending ones; its partial first and last days are
+    (``status_counts``) and the live pending ones; its partial first and last days are
     counted from the comments.
     """
     first, end = rollups.whole_days(since, until, until)

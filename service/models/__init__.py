@@ -20,6 +20,7 @@ from service.models.content import (
 )
 from service.models.integrations import (
     AnalyzeFeedback,
+    ArticleStatusCount,
     CoralSecret,
     DashboardSession,
     DayStatusCount,
@@ -35,6 +36,7 @@ __all__ = [
     "AnalyzeFeedback",
     "ApiKey",
     "Article",
+    "ArticleStatusCount",
     "Author",
     "BigId",
     "BulkAction",

@@ -157,7 +157,7 @@ class StatsDay(db.Model):
 
 class DayStatusCount(db.Model):
     """How many of a site's comments submitted on a UTC day are in one language and status
-    now (service.moderation.day_counts keeps it; pending ones are not counted)."""
+    now (service.moderation.status_counts keeps it; pending ones are not counted)."""
 
     __tablename__ = "day_status_count"
 
@@ -170,4 +170,20 @@ class DayStatusCount(db.Model):
     status: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
     # Read by no scorer made for the language (reason unsupported_language).
     unsupported: Mapped[bool] = mapped_column(primary_key=True)
+    comments: Mapped[int] = mapped_column(sa.Integer)
+
+
+class ArticleStatusCount(db.Model):
+    """How many of an article's comments are in one status now (kept by
+    service.moderation.status_counts; pending ones are not counted)."""
+
+    __tablename__ = "article_status_count"
+
+    site_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("site.id", ondelete="CASCADE"), primary_key=True
+    )
+    article_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("article.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
     comments: Mapped[int] = mapped_column(sa.Integer)

@@ -10,7 +10,7 @@ erasure. In order, it
    ``Conflict`` carrying the comment's current status, which the API answers with 409;
 2. leaves a comment already in ``to_status`` as it is (no event: nothing changed);
 3. moves the others, keeping the author's approved/rejected counters, the queue's
-   derived columns and the per-day language counts (``day_counts``) true, and stamps
+   derived columns and the kept status counts (``status_counts``) true, and stamps
    who decided and when;
 4. writes one ModerationEvent per move (the audit trail) and the ``comment.<status>``
    webhook outbox rows;
@@ -36,7 +36,7 @@ from service import metrics, outbox
 from service.errors import Conflict
 from service.extensions import db
 from service.models import Comment, ModerationEvent, Report, utcnow
-from service.moderation import day_counts
+from service.moderation import status_counts
 from service.moderation.report_counts import uncount_resolved
 from service.moderation.states import CommentStatus, can_move
 
@@ -183,7 +183,7 @@ def _move(
     bulk_id: str | None,
 ) -> ModerationEvent:
     from_status = CommentStatus(comment.status)
-    counted_as = None if from_status == CommentStatus.PENDING else day_counts.key_of(comment)
+    counted_as = None if from_status == CommentStatus.PENDING else status_counts.keys_of(comment)
     _count(comment, from_status, -1)
     comment.status = to_status
     _count(comment, to_status, +1)
@@ -196,7 +196,7 @@ def _move(
     if scores is not None:
         comment.scores = scores
         comment.max_score = max(scores.values(), default=None)
-    day_counts.moved(counted_as, day_counts.key_of(comment))
+    status_counts.moved(counted_as, status_counts.keys_of(comment))
     event = ModerationEvent(
         site_id=comment.site_id,
         comment_id=comment.id,

@@ -8,12 +8,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from service.extensions import db
-from service.models import Article, Author, Comment, Report, utcnow
+from service.models import Article, ArticleStatusCount, Author, Comment, Report, utcnow
 from service.models.content import OPEN_REPORTED
 from service.moderation.authors import status_of
 from service.moderation.states import CommentStatus
 from service.overlay import Overlay
-from service.score_key import ScoreKey, literal, literals
+from service.score_key import ScoreKey, literal
 
 
 def conditions(site_id: int, filters: dict[str, Any]) -> list[Any]:
@@ -96,53 +96,76 @@ def _ages(counts: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 
 def queue_counts(
-    site_id: int, *, article_id: int | None = None, by_article: bool = False
+    site_id: int, *, article_id: int | None = None, by_article: bool = False, limit: int = 50
 ) -> dict[Any, dict[str, Any]]:
     """Held, pending and reported counts (and oldest ages): the site's under key None.
 
-    With ``by_article``, also one entry per article id that has work waiting.
+    With ``by_article``, also the ``limit`` articles with the most work waiting (most
+    held, then most reported), in that order. Held comments are counted from the counts
+    ``moderate()`` keeps per article (``status_counts``), pending ones live from their
+    index (a small set but for a backlog), reported ones from the index of open-reported
+    comments; each oldest age is one probe of the waiting comments' index.
     """
+    held_counts = db.session.execute(
+        sa.select(ArticleStatusCount.article_id, ArticleStatusCount.comments).where(
+            ArticleStatusCount.site_id == site_id,
+            *([] if article_id is None else [ArticleStatusCount.article_id == article_id]),
+            ArticleStatusCount.status == CommentStatus.HELD.value,
+            ArticleStatusCount.comments != 0,
+        )
+    ).all()
     scope = [Comment.site_id == site_id]
     if article_id is not None:
         scope.append(Comment.article_id == article_id)
-    group = [Comment.article_id] if by_article else []
-    # Literal statuses: the partial index ix_comment_waiting_article then serves the counts.
-    waiting = db.session.execute(
-        sa.select(*group, Comment.status, sa.func.count(), sa.func.min(Comment.created_at))
-        .where(*scope, Comment.status.in_(literals(CommentStatus.HELD, CommentStatus.PENDING)))
-        .group_by(*group, Comment.status)
+    pending = Comment.status == literal(CommentStatus.PENDING.value)
+    pending_counts = db.session.execute(
+        sa.select(Comment.article_id, sa.func.count())
+        .where(*scope, pending)
+        .group_by(Comment.article_id)
     ).all()
     # Approved or held comments with open reports: the partial index ix_comment_open_reported
     # alone (its condition rendered as written, so it matches under generic plans too).
-    reported = db.session.execute(
-        sa.select(*group, sa.func.count()).where(*scope, sa.text(OPEN_REPORTED)).group_by(*group)
+    reported_counts = db.session.execute(
+        sa.select(Comment.article_id, sa.func.count())
+        .where(*scope, sa.text(OPEN_REPORTED))
+        .group_by(Comment.article_id)
     ).all()
-    counts: dict[Any, dict[str, Any]] = {}
-
-    def entry(key: Any) -> dict[str, Any]:
-        return counts.setdefault(
-            key,
-            {
-                "held": 0,
-                "reported": 0,
-                "pending": 0,
-                "oldest_pending_at": None,
-                "oldest_held_at": None,
-            },
-        )
-
-    for row in waiting:
-        article, (status, count, oldest) = (row[0], row[1:]) if by_article else (None, row)
-        for key in {None, article}:
-            totals = entry(key)
-            totals[status] += count
-            previous = totals.get(f"oldest_{status}_at")
-            if previous is None or oldest < previous:
-                totals[f"oldest_{status}_at"] = oldest
-    for row in reported:
-        article, count = (row[0], row[1]) if by_article else (None, row[0])
-        for key in {None, article}:
-            entry(key)["reported"] += count
-    entry(None)
+    by_id: dict[int, dict[str, int]] = {}
+    for name, rows in (
+        ("held", held_counts),
+        ("pending", pending_counts),
+        ("reported", reported_counts),
+    ):
+        for article, n in rows:
+            by_id.setdefault(article, {"held": 0, "reported": 0, "pending": 0})[name] += n
+    site = {name: sum(entry[name] for entry in by_id.values()) for name in QUEUE_COUNTS}
+    oldest = db.session.execute(sa.select(*_first_arrivals(scope))).one()._asdict()
+    counts: dict[Any, dict[str, Any]] = {None: {**site, **oldest}}
+    if by_article:
+        busiest = sorted(by_id, key=lambda a: (-by_id[a]["held"], -by_id[a]["reported"], a))
+        busiest = busiest[:limit]
+        of_article = [Comment.site_id == site_id, Comment.article_id == Article.id]
+        arrivals = db.session.execute(
+            sa.select(Article.id, *_first_arrivals(of_article)).where(Article.id.in_(busiest))
+        ).all()
+        firsts = {row[0]: row._asdict() for row in arrivals}
+        for article in busiest:
+            first = firsts[article]
+            counts[article] = {**by_id[article], **{k: first[k] for k in oldest}}
     now = utcnow()
     return {key: _ages(value, now) for key, value in counts.items()}
+
+
+QUEUE_COUNTS = ("held", "reported", "pending")
+
+
+def _first_arrivals(scope: list[Any]) -> list[Any]:
+    """When the oldest pending and the oldest held comment of ``scope`` arrived: a min()
+    each, which Postgres and SQLite answer with one probe of an index by status and time."""
+    return [
+        sa.select(sa.func.min(Comment.created_at))
+        .where(*scope, Comment.status == literal(status.value))
+        .scalar_subquery()
+        .label(f"oldest_{status.value}_at")
+        for status in (CommentStatus.PENDING, CommentStatus.HELD)
+    ]

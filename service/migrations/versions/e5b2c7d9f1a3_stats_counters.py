@@ -1,13 +1,14 @@
-"""per-day language and status counts; overrides and review latency on moderator events
+"""status counts per day and language and per article; overrides and review latency on events
 
 Revision ID: e5b2c7d9f1a3
 Revises: d3a8f1c2b4e6
 Create Date: 2026-12-02 16:00:00
 
-``day_status_count`` (kept by service.moderation.day_counts) holds, per site, UTC day of
-submission, language and status, how many decided comments are there now; it is
-backfilled here from the comments in one grouped pass (pending comments are counted live,
-not here). A new table: nothing live waits on it.
+``day_status_count`` and ``article_status_count`` (kept by service.moderation.status_counts)
+hold how many decided comments stand in each status now, per site, UTC day of submission
+and language, and per article; they are backfilled here from the comments, one grouped
+pass each (pending comments are counted live, not here). New tables: nothing live waits
+on them.
 
 A moderator's decision event gains ``policy_status`` (what the policy had decided for the
 comment) and, on the comment's first such decision, ``latency_s`` (seconds since it was
@@ -32,7 +33,10 @@ BACKFILL = (
     "INSERT INTO day_status_count (site_id, day, language, status, unsupported, comments)"
     " SELECT site_id, date(created_at), coalesce(language, ''), status, {unsupported},"
     " count(*) FROM comment WHERE status <> 'pending'"
-    " GROUP BY site_id, date(created_at), coalesce(language, ''), status, {unsupported}"
+    " GROUP BY site_id, date(created_at), coalesce(language, ''), status, {unsupported}",
+    "INSERT INTO article_status_count (site_id, article_id, status, comments)"
+    " SELECT site_id, article_id, status, count(*) FROM comment WHERE status <> 'pending'"
+    " GROUP BY site_id, article_id, status",
 )
 
 
@@ -86,10 +90,23 @@ def upgrade():
         sa.ForeignKeyConstraint(["site_id"], ["site.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("site_id", "day", "language", "status", "unsupported"),
     )
+    op.create_table(
+        "article_status_count",
+        sa.Column("site_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "article_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("comments", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["article_id"], ["article.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["site_id"], ["site.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("site_id", "article_id", "status"),
+    )
     sqlite = op.get_bind().dialect.name == "sqlite"
     # SQLite has no boolean type: LIKE gives 0 or 1, and false is 0.
     unsupported = UNSUPPORTED.replace("false", "0") if sqlite else UNSUPPORTED
-    op.execute(BACKFILL.format(unsupported=unsupported))
+    for statement in BACKFILL:
+        op.execute(statement.format(unsupported=unsupported))
 
     dialect = op.get_bind().dialect.name
     with op.batch_alter_table("moderation_event", schema=None) as batch_op:
@@ -114,4 +131,5 @@ def downgrade():
     with op.batch_alter_table("moderation_event", schema=None) as batch_op:
         batch_op.drop_column("latency_s")
         batch_op.drop_column("policy_status")
+    op.drop_table("article_status_count")
     op.drop_table("day_status_count")

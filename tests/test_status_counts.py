@@ -1,4 +1,5 @@
-"""The per-day language and status counts that /v1/stats' languages read (day_counts)."""
+"""The status counts moderate() keeps: per day and language (/v1/stats' languages) and per
+article (/v1/queue/counts' held comments)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from service.api.stats import by_language
 from service.cli import main
 from service.extensions import db
 from service.models import Comment, DayStatusCount, utcnow
-from service.moderation import day_counts
+from service.moderation import status_counts
 from service.moderation.moderate import moderate
 from service.moderation.states import CommentStatus
+from service.moderation.status_counts import ArticleKey, DayKey
 from service.rollups import start_of
 from tests.review_helpers import make_comments, moderator_moves, policy_decides, set_created
 
@@ -23,33 +25,24 @@ TODAY = utcnow().date()
 
 
 def kept() -> dict[tuple, int]:
-    """The table as kept, rows of zero left out."""
+    """Both tables as kept, as key → comments, rows of zero left out."""
     db.session.expire_all()
-    rows = db.session.execute(
-        sa.select(
-            DayStatusCount.site_id,
-            DayStatusCount.day,
-            DayStatusCount.language,
-            DayStatusCount.status,
-            DayStatusCount.unsupported,
-            DayStatusCount.comments,
-        )
-    ).all()
-    return {tuple(row[:5]): row[5] for row in rows if row[5]}
+    out = {}
+    for kind, model in status_counts.TABLES.items():
+        table = model.__table__
+        for row in db.session.execute(sa.select(table)).all():
+            if row.comments:
+                out[kind(*(getattr(row, field) for field in kind._fields))] = row.comments
+    return out
 
 
 def recounted() -> dict[tuple, int]:
-    """What a recount from the comments gives."""
-    rows = db.session.execute(day_counts.recount_select(None)).all()
+    """What a recount of both from the comments gives."""
     return {
-        (site, _date(day), language, status, bool(unsupported)): n
-        for site, day, language, status, unsupported, n in rows
+        key: n
+        for kind in status_counts.TABLES
+        for key, n in status_counts.recounted(kind, None).items()
     }
-
-
-def _date(value):
-    # SQLite's date() answers text.
-    return value if not isinstance(value, str) else type(TODAY).fromisoformat(value)
 
 
 def decide_in(ids: list[int], status: str, language: str | None, unsupported: bool = False):
@@ -92,11 +85,15 @@ def test_every_kind_of_move_keeps_the_counts_equal_to_a_recount(site, history):
     counts = kept()
     assert counts == recounted()
     d1 = TODAY - timedelta(days=1)
-    assert counts[(site.id, d1, "fr", "approved", False)] == 1
-    assert counts[(site.id, d1, "fr", "rejected", False)] == 2
-    assert counts[(site.id, TODAY, "de", "held", True)] == 1
+    assert counts[DayKey(site.id, d1, "fr", "approved", False)] == 1
+    assert counts[DayKey(site.id, d1, "fr", "rejected", False)] == 2
+    assert counts[DayKey(site.id, TODAY, "de", "held", True)] == 1
+    [article] = {comment.article_id for comment in db.session.scalars(sa.select(Comment))}
+    # Every comment is of one article here; 15 of the 16 are decided (one stays pending).
+    assert counts[ArticleKey(site.id, article, "deleted")] == 1
+    assert sum(n for key, n in counts.items() if isinstance(key, ArticleKey)) == 15
     # Pending comments are not kept: they are counted live.
-    assert not [key for key in counts if key[3] == "pending"]
+    assert not [key for key in counts if key.status == "pending"]
 
 
 @pytest.mark.parametrize(
@@ -111,12 +108,12 @@ def test_every_kind_of_move_keeps_the_counts_equal_to_a_recount(site, history):
 def test_languages_of_any_window_match_a_count_of_the_comments(site, history, since, until):
     now = start_of(TODAY) + timedelta(hours=2)
     window = (now - since, now - until)
-    live = day_counts_live(site.id, *window)
+    live = languages_live(site.id, *window)
     assert by_language(site.id, *window) == live
     assert sum(entry["received"] for entry in live) > 0
 
 
-def day_counts_live(site_id, since, until):
+def languages_live(site_id, since, until):
     """The answer counted from the comments alone, as /v1/stats did before the counts."""
     rows = db.session.execute(
         sa.select(Comment.language, Comment.status, Comment.reason_codes).where(
@@ -131,7 +128,7 @@ def day_counts_live(site_id, since, until):
             | {"pending": 0, "unsupported": 0},
         )
         entry["received"] += 1
-        entry["unsupported"] += day_counts.UNSUPPORTED in (codes or "")
+        entry["unsupported"] += status_counts.UNSUPPORTED in (codes or "")
         if status in entry:
             entry[status] += 1
     return sorted(counts.values(), key=lambda e: (-e["received"], e["language"] or ""))
@@ -155,7 +152,7 @@ def test_counts_rebuild_repairs_a_wrong_count(app, site, history):
     assert kept() != recounted()
     result = app.test_cli_runner().invoke(main, ["counts", "rebuild", "--site", str(site.id)])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output.strip().splitlines()[-1])["day_counts"] == len(recounted())
+    assert json.loads(result.output.strip().splitlines()[-1])["status_counts"] == len(recounted())
     assert kept() == recounted()
 
 
@@ -184,6 +181,8 @@ def test_concurrent_moves_of_one_day_add_up(app, site):
         thread.join()
     assert not errors
     counts = kept()
-    assert counts[(site.id, TODAY, "en", "approved", False)] == 40
-    assert (site.id, TODAY, "en", "held", False) not in counts
+    assert counts[DayKey(site.id, TODAY, "en", "approved", False)] == 40
+    assert DayKey(site.id, TODAY, "en", "held", False) not in counts
+    [article] = {comment.article_id for comment in db.session.scalars(sa.select(Comment))}
+    assert counts[ArticleKey(site.id, article, "approved")] == 40
     assert counts == recounted()
