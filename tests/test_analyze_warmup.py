@@ -1,11 +1,16 @@
-"""A worker makes its scorer's first pass before it tells the API it answers requests."""
+"""A worker makes its scorer's first pass before it tells the API it answers requests, and
+gathers a pass without waiting on Redis's clock."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 
+from tests.conftest import REDIS_URL
 from workers.analyze import Responder
 from workers.scorers import ProfanityCheckScorer, Scored
 
@@ -22,14 +27,16 @@ class CountingScorer(ProfanityCheckScorer):
         return super().score_detailed(texts)
 
 
-def responder(client: redis.Redis, prefix: str, scorer: CountingScorer) -> Responder:
+def responder(
+    client: redis.Redis, prefix: str, scorer: CountingScorer, gather_ms: int = 1
+) -> Responder:
     return Responder(
         client,
         stream=f"{prefix}:analyze",
         ready_key=f"{prefix}:analyzers",
         consumer="worker-a",
         scorer=scorer,
-        gather_ms=1,
+        gather_ms=gather_ms,
         batch_max=8,
         reply_ttl_s=5,
         live_s=15,
@@ -64,3 +71,36 @@ def test_a_failing_warm_up_leaves_the_worker_serving(
     worker.warm_up()  # logged, not raised: the first request then pays, or fails as today
     worker.serve()
     assert redis_server.zscore(f"{redis_prefix}:analyzers", "worker-a") is not None
+
+
+class Watched(redis.Redis):
+    """A real Redis client that keeps the commands it sends."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent: list[tuple[Any, ...]] = []
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.sent.append(args)
+        return super().execute_command(*args, **options)
+
+
+def test_gathering_polls_the_stream_and_never_blocks_in_redis(
+    redis_server: redis.Redis, redis_prefix: str
+) -> None:
+    # Redis times a blocked read out only on its own clock tick (100 ms at its default hz
+    # of 10), so gathering with a 5 ms BLOCK held every lone request for up to a tick.
+    client = Watched.from_url(REDIS_URL, decode_responses=True)
+    worker = responder(client, redis_prefix, CountingScorer(), gather_ms=20)
+    worker.serve()  # the group and the analyzers entry
+    reply = f"{redis_prefix}:reply:one"
+    request = {"id": "one", "texts": json.dumps(["a lone request"]), "reply": reply}
+    client.xadd(f"{redis_prefix}:analyze", {**request, "deadline": f"{time.time() + 5:.6f}"})
+    client.sent.clear()
+    assert worker.serve() == 1
+    answer = json.loads(redis_server.lpop(reply))
+    assert "scores" in answer["results"][0]
+    reads = [args for args in client.sent if args[0] == "XREADGROUP"]
+    assert len(reads) >= 3  # the request, at least one poll of the window, the empty end
+    assert not [args for args in reads if b"BLOCK" in args or "BLOCK" in args]
+    client.close()
