@@ -176,6 +176,8 @@ def run_scorer(name: str, spec: str, config_dir: str | None, args, texts) -> lis
             "CIVILITY_MODEL_PRECISION": args.precision,
             "CIVILITY_HEARTBEAT_S": "1",
         }
+        if args.pass_budget_ms is not None:
+            env["CIVILITY_SCORE_PASS_BUDGET_MS"] = str(args.pass_budget_ms)
         if config_dir:
             env["CIVILITY_MODEL_CONFIG_DIR"] = config_dir
         civility.start("worker", "worker", **env)
@@ -252,6 +254,9 @@ def main() -> None:
     parser.add_argument(
         "--precision", default="auto", help="CIVILITY_MODEL_PRECISION (auto, fp32, bf16, int8)"
     )
+    parser.add_argument(
+        "--pass-budget-ms", type=int, help="CIVILITY_SCORE_PASS_BUDGET_MS (default: its default)"
+    )
     parser.add_argument("--quick", action="store_true", help="5 s per rate, 200 comments")
     args = parser.parse_args()
     if args.quick:
@@ -286,7 +291,12 @@ def main() -> None:
     result = {**run_record("analyze.py", started, load_start), "rows": rows, "tables": lines}
     print(f"\nload average: start {load_start}, end {result['loadavg_end']}")
     suffix = "" if args.precision == "auto" else f"-{args.precision}"
+    if args.pass_budget_ms is not None:
+        suffix += f"-budget{args.pass_budget_ms}"
+    if args.model_threads:
+        suffix += f"-threads{args.model_threads}"
     result["precision"] = args.precision
+    result["pass_budget_ms"] = args.pass_budget_ms
     plot(rows, f"bench-analyze{suffix}.png")
     write_result(f"analyze{suffix}", result)
 
