@@ -34,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.extensions import db
-from service.models import ArticleStatusCount, Comment, DayStatusCount
+from service.models import ArticleStatusCount, Comment, DayStatusCount, utcnow
 from service.moderation.states import CommentStatus
 
 UNSUPPORTED = " unsupported_language "  # as comment.reason_codes holds it
@@ -70,10 +70,12 @@ def day_of(moment: datetime) -> date:
 def keys_of(comment: Comment) -> tuple[DayKey, ArticleKey]:
     """Where ``comment`` is counted as it is now."""
     status = str(comment.status)
+    # A comment not flushed yet has no created_at: its column default is now.
+    created = comment.created_at or utcnow()
     return (
         DayKey(
             comment.site_id,
-            day_of(comment.created_at),
+            day_of(created),
             comment.language or NO_LANGUAGE,
             status,
             UNSUPPORTED in (comment.reason_codes or ""),
