@@ -194,9 +194,8 @@ class Responder(GroupMember):
         ids = [entry_id for entry_id, _, _ in entries]
         pipe.xack(self.stream, GROUP, *ids)
         pipe.xdel(self.stream, *ids)
-        pipe.execute()
-        if late:
-            metrics.ANALYZE_DROPPED.labels("late").inc(late)
+        # The pass is measured and logged before its answers go out: whoever reads the log
+        # once it has its answer finds the pass there.
         if live:
             elapsed = time.perf_counter() - started
             if texts:
@@ -209,6 +208,9 @@ class Responder(GroupMember):
             metrics.ANALYZE_PASS_REQUESTS.observe(len(live))
             metrics.ANALYZE_PASS_TEXTS.observe(len(texts))
             log.info("analyze pass: %d requests, %d texts in %.3fs", len(live), len(texts), elapsed)
+        pipe.execute()
+        if late:
+            metrics.ANALYZE_DROPPED.labels("late").inc(late)
         return len(live) - late
 
     def _fitting(self, live: list[Request]) -> tuple[list[Request], list[Request]]:
