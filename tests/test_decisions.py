@@ -286,3 +286,21 @@ def test_holding_a_comment_keeps_its_reports_open(client, site):
     answer = decide(client, site, comment_id, decision="hold")
     assert (answer.get_json()["changed"], answer.get_json()["resolved_reports"]) == (True, 0)
     assert open_reports(comment_id) == 1
+
+
+def test_only_a_review_resolves_reports_whatever_the_decision_records(client, site):
+    # moderate() also records what a moderator's decision departs from; that must not
+    # stand in for the caller's ``review`` (a name it once shadowed).
+    from service.models import Comment
+    from service.moderation.moderate import moderate
+    from service.moderation.states import CommentStatus
+
+    set_requeue(site, 0)
+    first, second = make_comments(site.id, 2)
+    policy_decides([first, second], "held")
+    report(client, site, first, "r1")
+    report(client, site, second, "r2")
+    moderate(db.session.get(Comment, first), CommentStatus.APPROVED, actor="mod")
+    moderate(db.session.get(Comment, second), CommentStatus.APPROVED, actor="mod", review=True)
+    db.session.commit()
+    assert (open_reports(first), open_reports(second)) == (1, 0)

@@ -118,15 +118,14 @@ def moderate(
     for comment in comments:
         _check(comment, to_status, expected)
     moved = [comment for comment in comments if comment.status != to_status]
-    reviews = _reviews(moved) if is_decision(actor, to_status, reason_code) else {}
+    measured = _reviews(moved) if is_decision(actor, to_status, reason_code) else {}
     for comment in moved:
         event = _move(comment, to_status, actor, reason_code, note, reasons, scores, model, bulk_id)
-        review = reviews.get(comment.id)
-        if review is not None:
-            event.policy_status = review.policy_status
-            if review.first:
+        against = measured.get(comment.id)
+        if against is not None:
+            event.policy_status = against.policy_status
+            if against.first:
                 event.latency_s = _seconds_since(comment.created_at, event.created_at)
-    resolved = 0
     resolved = 0
     if review and to_status in RESOLVES_REPORTS:
         resolved = resolve_reports([comment.id for comment in comments], actor)
