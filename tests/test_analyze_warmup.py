@@ -104,3 +104,52 @@ def test_gathering_polls_the_stream_and_never_blocks_in_redis(
     assert len(reads) >= 3  # the request, at least one poll of the window, the empty end
     assert not [args for args in reads if b"BLOCK" in args or "BLOCK" in args]
     client.close()
+
+
+def test_a_worker_kept_busy_by_requests_back_to_back_still_says_it_serves(
+    redis_server: redis.Redis, redis_prefix: str
+) -> None:
+    # Under saturation every pass finds the next requests waiting, so serve() does not
+    # return for as long as they come. The worker announced itself only on entering it,
+    # so after live_s the API took it for gone and answered 503 at once: a flood of
+    # instant 503s that took the model's CPU.
+    stream, ready = f"{redis_prefix}:analyze", f"{redis_prefix}:analyzers"
+    live_s, busy_s = 0.6, 2.0
+    lapsed: list[float] = []
+
+    class Callers(CountingScorer):
+        """Real scoring; while it scores, the next caller's request arrives."""
+
+        def score_detailed(self, texts: Sequence[str]) -> list[Scored]:
+            until = redis_server.zscore(ready, "worker-a")
+            if until is not None and until < time.time():
+                lapsed.append(time.time() - until)
+            if time.monotonic() < stop:
+                send(len(self.calls))
+            time.sleep(0.05)  # a pass takes a while
+            return super().score_detailed(texts)
+
+    def send(n: int) -> None:
+        fields = {"id": f"r{n}", "texts": json.dumps([f"request {n}"])}
+        fields |= {"reply": f"{redis_prefix}:reply:r{n}", "deadline": f"{time.time() + 5:.6f}"}
+        redis_server.xadd(stream, fields)
+
+    scorer = Callers()
+    worker = Responder(
+        redis_server,
+        stream=stream,
+        ready_key=ready,
+        consumer="worker-a",
+        scorer=scorer,
+        gather_ms=1,
+        batch_max=8,
+        reply_ttl_s=5,
+        live_s=live_s,
+        claim_idle_ms=700,
+    )
+    worker.ensure_group()
+    stop = time.monotonic() + busy_s
+    send(-1)
+    answered = worker.serve()
+    assert answered >= busy_s / 0.06  # one serve() for the whole busy spell
+    assert lapsed == []

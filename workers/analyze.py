@@ -123,10 +123,12 @@ class Responder(GroupMember):
     def serve(self) -> int:
         """Answer every request waiting now (and what arrives while gathering); how many."""
         self.ensure_group()
-        self.announce()
         self._claim_abandoned()
         answered = 0
         while True:
+            # Requests back to back keep a worker here for as long as they come: it must
+            # still say it serves, or the API would answer 503 at once while it scores.
+            self.announce()
             # No BLOCK here (None): a BLOCK of 0 would wait forever.
             entries, self.inbox = self.inbox + self._read(None), []
             if not entries:
