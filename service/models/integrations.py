@@ -174,8 +174,8 @@ class DayStatusCount(db.Model):
 
 
 class ArticleStatusCount(db.Model):
-    """How many of an article's comments are in one status now (kept by
-    service.moderation.status_counts; pending ones are not counted)."""
+    """How many of an article's comments are in one status now, and how many of those have
+    open reports (kept by service.moderation.status_counts; pending ones are not counted)."""
 
     __tablename__ = "article_status_count"
 
@@ -187,3 +187,5 @@ class ArticleStatusCount(db.Model):
     )
     status: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
     comments: Mapped[int] = mapped_column(sa.Integer)
+    # Of those, approved or held ones with open reports (the queue's reported).
+    reported: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")

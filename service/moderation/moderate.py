@@ -195,7 +195,9 @@ def _move(
     if scores is not None:
         comment.scores = scores
         comment.max_score = max(scores.values(), default=None)
-    status_counts.moved(counted_as, status_counts.keys_of(comment))
+    status_counts.moved(
+        counted_as, status_counts.keys_of(comment), reported=(comment.open_reports or 0) > 0
+    )
     event = ModerationEvent(
         site_id=comment.site_id,
         comment_id=comment.id,

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from service.extensions import db
 from service.models import Article, ArticleStatusCount, Author, Comment, Report, utcnow
-from service.models.content import OPEN_REPORTED
+from service.moderation import status_counts
 from service.moderation.authors import status_of
 from service.moderation.states import CommentStatus
 from service.overlay import Overlay
@@ -101,19 +101,27 @@ def queue_counts(
     """Held, pending and reported counts (and oldest ages): the site's under key None.
 
     With ``by_article``, also the ``limit`` articles with the most work waiting (most
-    held, then most reported), in that order. Held comments are counted from the counts
-    ``moderate()`` keeps per article (``status_counts``), pending ones live from their
-    index (a small set but for a backlog), reported ones from the index of open-reported
-    comments; each oldest age is one probe of the waiting comments' index.
+    held, then most reported), in that order. Held and reported comments are counted
+    from the counts ``moderate()`` and the reports keep per article (``status_counts``),
+    pending ones live from their index (a small set but for a backlog); each oldest age
+    is one probe of the waiting comments' index.
     """
-    held_counts = db.session.execute(
-        sa.select(ArticleStatusCount.article_id, ArticleStatusCount.comments).where(
-            ArticleStatusCount.site_id == site_id,
-            *([] if article_id is None else [ArticleStatusCount.article_id == article_id]),
-            ArticleStatusCount.status == CommentStatus.HELD.value,
-            ArticleStatusCount.comments != 0,
+    counted = ArticleStatusCount
+    kept = db.session.execute(
+        sa.select(
+            counted.article_id,
+            sa.func.sum(sa.case((counted.status == CommentStatus.HELD.value, counted.comments))),
+            sa.func.sum(counted.reported),
         )
+        .where(
+            counted.site_id == site_id,
+            *([] if article_id is None else [counted.article_id == article_id]),
+            counted.status.in_(status_counts.REPORTABLE),
+        )
+        .group_by(counted.article_id)
     ).all()
+    held_counts = [(article, held) for article, held, _ in kept if held]
+    reported_counts = [(article, reported) for article, _, reported in kept if reported]
     scope = [Comment.site_id == site_id]
     if article_id is not None:
         scope.append(Comment.article_id == article_id)
@@ -121,13 +129,6 @@ def queue_counts(
     pending_counts = db.session.execute(
         sa.select(Comment.article_id, sa.func.count())
         .where(*scope, pending)
-        .group_by(Comment.article_id)
-    ).all()
-    # Approved or held comments with open reports: the partial index ix_comment_open_reported
-    # alone (its condition rendered as written, so it matches under generic plans too).
-    reported_counts = db.session.execute(
-        sa.select(Comment.article_id, sa.func.count())
-        .where(*scope, sa.text(OPEN_REPORTED))
         .group_by(Comment.article_id)
     ).all()
     by_id: dict[int, dict[str, int]] = {}

@@ -7,12 +7,16 @@ Two reads grew with the whole comment table, because what they count keeps chang
   (an index-only scan of a year's comments took 356 ms at a million), and a daily rollup
   cannot hold it: a closed day's comments keep moving. ``day_status_count`` has one row
   per (site, UTC day of submission, language, status, read by no scorer of its language).
-- ``/v1/queue/counts``' held comments, per article and in all: an index-only scan of every
-  held comment (67,000 at a million). ``article_status_count`` has one row per (site,
-  article, status).
+- ``/v1/queue/counts``' held and reported comments, per article and in all: index-only
+  scans of every held comment (67,000 at a million) and of every approved or held comment
+  with open reports (112,000 at ten million). ``article_status_count`` has one row per
+  (site, article, status): its comments, and how many of them have open reports
+  (``reported``, kept for the statuses the queue counts as reported: approved, held).
 
-Only ``moderate()`` changes them (``moved``), in the transaction of the move, so a
-rolled-back move counts nothing. A comment is counted from its first decision on:
+Only ``moderate()`` moves comments between them (``moved``), in the transaction of the
+move, so a rolled-back move counts nothing; filing a comment's first open report and
+resolving its last (service.moderation.report_counts, under the comment's row lock) change
+``reported`` the same way (``reports_changed``). A comment is counted from its first decision on:
 ingest does not touch the tables (every submission would update the same row of today,
 or of a busy article, serialising concurrent submissions), so pending comments, a
 small set but for a backlog, are counted live from their own index. The deltas of a
@@ -58,6 +62,10 @@ class ArticleKey(NamedTuple):
 
 # Each key type's table, in the order every transaction writes them.
 TABLES: dict[type, Any] = {DayKey: DayStatusCount, ArticleKey: ArticleStatusCount}
+# The counts of each key type's rows.
+COLUMNS: dict[type, tuple[str, ...]] = {DayKey: ("comments",), ArticleKey: ("comments", "reported")}
+# The statuses whose comments with open reports the queue counts as reported (OPEN_REPORTED).
+REPORTABLE = (CommentStatus.APPROVED.value, CommentStatus.HELD.value)
 
 
 def day_of(moment: datetime) -> date:
@@ -84,27 +92,42 @@ def keys_of(comment: Comment) -> tuple[DayKey, ArticleKey]:
     )
 
 
-def moved(before: tuple[Any, ...] | None, after: tuple[Any, ...]) -> None:
+def _deltas() -> Counter[tuple[Any, str]]:
+    """This transaction's changes so far, by (key, column)."""
+    return db.session.info.setdefault(_DELTAS, Counter())
+
+
+def moved(before: tuple[Any, ...] | None, after: tuple[Any, ...], *, reported: bool) -> None:
     """A comment counted under the keys ``before`` (None: pending, not counted) is now
-    counted under ``after``."""
-    deltas: Counter[Any] = db.session.info.setdefault(_DELTAS, Counter())
-    for key in before or ():
-        deltas[key] -= 1
-    for key in after:
-        deltas[key] += 1
+    counted under ``after``; ``reported``: it has open reports (a move keeps them)."""
+    deltas = _deltas()
+    for keys, sign in ((before or (), -1), (after, +1)):
+        for key in keys:
+            deltas[key, "comments"] += sign
+            if reported and isinstance(key, ArticleKey) and key.status in REPORTABLE:
+                deltas[key, "reported"] += sign
+
+
+def reports_changed(key: ArticleKey, delta: int) -> None:
+    """A comment counted under ``key`` gained its first open report (+1) or lost its last
+    (-1)."""
+    if key.status in REPORTABLE:
+        _deltas()[key, "reported"] += delta
 
 
 def _write(session: Session) -> None:
-    deltas: Counter[Any] = session.info.pop(_DELTAS, Counter())
+    deltas: Counter[tuple[Any, str]] = session.info.pop(_DELTAS, Counter())
     if not any(deltas.values()):
         return
     session.flush()  # the moves themselves first: nothing is locked after these rows
     postgres = session.get_bind().dialect.name == "postgresql"
     for kind, model in TABLES.items():
+        columns = COLUMNS[kind]
+        keys = sorted({key for key, _ in deltas if type(key) is kind})
         rows = [
-            {**key._asdict(), "comments": n}
-            for key, n in sorted((k, n) for k, n in deltas.items() if type(k) is kind)
-            if n != 0
+            {**key._asdict(), **{column: deltas[key, column] for column in columns}}
+            for key in keys
+            if any(deltas[key, column] for column in columns)
         ]
         if not rows:
             continue
@@ -112,7 +135,7 @@ def _write(session: Session) -> None:
         insert = (postgresql.insert if postgres else sqlite.insert)(table)
         statement = insert.on_conflict_do_update(
             index_elements=list(kind._fields),
-            set_={"comments": table.c.comments + insert.excluded.comments},
+            set_={column: table.c[column] + insert.excluded[column] for column in columns},
         )
         session.connection().execute(statement, rows)
 
@@ -149,14 +172,17 @@ def _recount(kind: type, site_id: int | None) -> Any:
             Comment.status,
             sa.func.coalesce(unsupported_column(), sa.false()),
         )
+        counts = [sa.func.count()]
     else:
         columns = (Comment.site_id, Comment.article_id, Comment.status)
+        reported = sa.and_(Comment.open_reports > 0, Comment.status.in_(REPORTABLE))
+        counts = [sa.func.count(), sa.func.count().filter(reported)]
     counted = (
-        sa.select(*columns, sa.func.count())
+        sa.select(*columns, *counts)
         .where(Comment.status != CommentStatus.PENDING, *scope(Comment.__table__, site_id))
         .group_by(*columns)
     )
-    return sa.insert(TABLES[kind].__table__).from_select([*kind._fields, "comments"], counted)
+    return sa.insert(TABLES[kind].__table__).from_select([*kind._fields, *COLUMNS[kind]], counted)
 
 
 def recount_statements(site_id: int | None) -> list[Any]:
@@ -164,16 +190,17 @@ def recount_statements(site_id: int | None) -> list[Any]:
     return [_recount(kind, site_id) for kind in TABLES]
 
 
-def recounted(kind: type, site_id: int | None) -> dict[Any, int]:
-    """What a recount of ``kind`` from the comments gives, key → comments."""
+def recounted(kind: type, site_id: int | None) -> dict[Any, tuple[int, ...]]:
+    """What a recount of ``kind`` from the comments gives, key → its COLUMNS."""
     rows = db.session.execute(_recount(kind, site_id).select).all()
+    width = len(kind._fields)
     if kind is DayKey:
         # SQLite's date() answers text, and its booleans are integers.
         rows = [
             (site, day if isinstance(day, date) else date.fromisoformat(day), lang, st, bool(u), n)
             for site, day, lang, st, u, n in rows
         ]
-    return {kind(*row[:-1]): row[-1] for row in rows}
+    return {kind(*row[:width]): tuple(row[width:]) for row in rows}
 
 
 def rebuild(site_id: int | None) -> int:
