@@ -6,7 +6,8 @@ seeded straight through SQL (``generate_series``: a year of one site, a few busy
 and authors, 10% held, one policy event per decision, ~3.6% reported), then ANALYZEd as
 autovacuum would have; every route goes through the real Flask app (its test client)
 and is timed 5 times after a warm-up call. Writes bench/results/scale.json and
-docs/bench-scale.png, and drops each database (``--keep`` leaves the last for EXPLAIN).
+docs/bench-scale.png, and drops each database (``--keep`` leaves the last for EXPLAIN;
+``--database URL`` times such a kept database again, migrated to the current schema).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+import sqlalchemy as sa
+
 from bench.common import DOCS, loadavg, pyplot, run_record, write_result
-from bench.scale_seed import seed
+from bench.scale_seed import refs, seed
 from service import create_app
 from service.auth import Role, create_key
 from service.extensions import db
@@ -34,6 +37,7 @@ from tests.conftest import REDIS_URL, drop_postgres_database, migrate
 from tests.conftest import postgres_database as make_postgres_database
 
 SIZES = (10_000, 100_000, 1_000_000)
+SITE_NAME = "Bench Gazette"
 CALLS = 5
 
 
@@ -96,6 +100,22 @@ def time_routes(app: Any, key: str, seeded: dict[str, Any]) -> dict[str, dict[st
     return timings
 
 
+def _app(url: str, tmp: str) -> Any:
+    return create_app(
+        {
+            "DATABASE_URL": url,
+            "INSTANCE_PATH": tmp,
+            "SECRET_KEY": "bench",
+            "REDIS_URL": REDIS_URL,
+            "REDIS_PREFIX": f"civility-scale-{uuid.uuid4().hex[:6]}",
+            "RATELIMIT_ENABLED": False,
+            "LOG_LEVEL": "WARNING",
+            # The dry run counts every match; the real run is what BULK_MAX bounds.
+            "BULK_MAX": 10**9,
+        }
+    )
+
+
 def run_size(comments: int, keep: bool) -> dict[str, Any]:
     """Seed a fresh database with ``comments`` comments and time every route on it."""
     name = f"civility_scale_{uuid.uuid4().hex[:8]}"
@@ -103,21 +123,9 @@ def run_size(comments: int, keep: bool) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             migrate(url, Path(tmp))
-            app = create_app(
-                {
-                    "DATABASE_URL": url,
-                    "INSTANCE_PATH": tmp,
-                    "SECRET_KEY": "bench",
-                    "REDIS_URL": REDIS_URL,
-                    "REDIS_PREFIX": f"civility-scale-{uuid.uuid4().hex[:6]}",
-                    "RATELIMIT_ENABLED": False,
-                    "LOG_LEVEL": "WARNING",
-                    # The dry run counts every match; the real run is what BULK_MAX bounds.
-                    "BULK_MAX": 10**9,
-                }
-            )
+            app = _app(url, tmp)
             with app.app_context():
-                site = Site(name="Bench Gazette", public_reads=True)
+                site = Site(name=SITE_NAME, public_reads=True)
                 db.session.add(site)
                 db.session.flush()
                 key = create_key(site, Role.MODERATOR, "bench-moderator")
@@ -139,6 +147,28 @@ def run_size(comments: int, keep: bool) -> dict[str, Any]:
         else:
             drop_postgres_database(name)
     return {"comments": comments, "seed_s": round(seed_s, 1), **seeded, "routes": timings}
+
+
+def run_kept(url: str) -> dict[str, Any]:
+    """Time every route on a database an earlier ``--keep`` run seeded (migrated to the
+    current schema first: a change's migration is timed on the data it met)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        migrate(url, Path(tmp))
+        app = _app(url, tmp)
+        with app.app_context():
+            site = db.session.scalars(sa.select(Site).where(Site.name == SITE_NAME)).one()
+            key = create_key(site, Role.MODERATOR, f"bench-moderator-{uuid.uuid4().hex[:6]}")
+            site_id = site.id
+            db.session.commit()
+            db.session.close()
+            seeded = refs(db.engine, site_id)
+            comments = seeded["rows"]["comment"]
+            print(f"{comments:>10,} comments in the kept database", flush=True)
+            timings = time_routes(app, key, seeded)
+            db.session.remove()
+            db.engine.dispose()
+        app.extensions["civility.redis"].close()
+    return {"comments": comments, "seed_s": None, **seeded, "routes": timings}
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -183,6 +213,9 @@ def main() -> None:
     parser.add_argument("--sizes", help="comma-separated sizes instead of 10k, 100k, 1M…")
     parser.add_argument("--keep", action="store_true", help="keep the last database")
     parser.add_argument("--name", default="scale", help="results name (bench/results/NAME.json)")
+    parser.add_argument(
+        "--database", help="time the kept database at this URL instead of seeding (not dropped)"
+    )
     options = parser.parse_args()
     if options.sizes:
         sizes = [int(float(s)) for s in options.sizes.split(",")]
@@ -190,6 +223,9 @@ def main() -> None:
         sizes = [s for s in (*SIZES, 10_000_000) if s <= options.max]
     started, load_start = time.time(), loadavg()
     results = []
+    if options.database:
+        results.append(run_kept(options.database))
+        sizes = []
     for i, size in enumerate(sizes):
         results.append(run_size(size, keep=options.keep and i == len(sizes) - 1))
         print(f"  load average {loadavg()}", flush=True)

@@ -191,6 +191,21 @@ def seed(engine: sa.Engine, site_id: int, comments: int) -> dict[str, Any]:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         # As autovacuum would have by now: statistics and the visibility map.
         conn.execute(sa.text("VACUUM ANALYZE"))
+    return refs(engine, site_id, last_decided)
+
+
+def refs(engine: sa.Engine, site_id: int, last_decided: int | None = None) -> dict[str, Any]:
+    """The refs and ids the timed routes need, and the tables' sizes, of a seeded database
+    (``last_decided``: the newest decided comment; found when not given)."""
+    with engine.connect() as conn:
+        if last_decided is None:
+            last_decided = conn.scalar(
+                sa.text(
+                    "SELECT max(id) FROM comment WHERE site_id = :site AND status <> 'pending'"
+                ),
+                {"site": site_id},
+            )
+        last_id = conn.scalar(sa.text("SELECT max(id) FROM comment"))
         busy = conn.execute(
             sa.text(
                 "SELECT a.ref FROM article a JOIN comment c ON c.article_id = a.id"

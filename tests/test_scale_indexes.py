@@ -148,8 +148,10 @@ def test_counts_by_article_read_the_kept_counts_and_the_waiting_index(
     # by their primary key.
     # (The table has a row per article and status: a seq scan is cheaper at this size, so
     # the plan is asked for without one.)
-    [(statement, parameters)] = [(s, p) for s, p in sent if "FROM article_status_count" in s]
-    assert plan_indexes(statement, parameters, seqscan=False) == {"article_status_count_pkey"}
+    kept = [(s, p) for s, p in sent if "FROM article_status_count" in s]
+    assert len(kept) == 2  # the site's totals, the busiest articles
+    for statement, parameters in kept:
+        assert "article_status_count_pkey" in plan_indexes(statement, parameters, seqscan=False)
     # Pending ones live, and the oldest of each: index probes, no scan of the table.
     plans = used(sent, "comment")
     pending = [i for s, i in plans if "comment.status = 'pending'" in s and "GROUP BY" in s]
