@@ -8,10 +8,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 import redis
 
 from tests.conftest import REDIS_URL
-from workers.analyze import Responder
+from workers.analyze import PassCost, Responder
 from workers.scorers import ProfanityCheckScorer, Scored
 
 
@@ -54,7 +55,7 @@ def test_warm_up_scores_once_before_announcing_and_leaves_the_timing_unseeded(
     # Not yet a member of the analyzers set: the API answers 503 until the worker serves.
     assert redis_server.zscore(f"{redis_prefix}:analyzers", "worker-a") is None
     # A cold pass would make the deadline fitting drop requests a warm pass answers.
-    assert worker.seconds_per_text is None
+    assert worker.cost.seconds(1) is None
     assert worker.passes == 0
     worker.serve()
     assert redis_server.zscore(f"{redis_prefix}:analyzers", "worker-a") is not None
@@ -153,3 +154,32 @@ def test_a_worker_kept_busy_by_requests_back_to_back_still_says_it_serves(
     answered = worker.serve()
     assert answered >= busy_s / 0.06  # one serve() for the whole busy spell
     assert lapsed == []
+
+
+def test_passes_are_fitted_to_deadlines_by_a_cost_per_pass_and_per_character(
+    redis_server: redis.Redis, redis_prefix: str
+) -> None:
+    # Passes of 3 texts of 50 characters took 0.165 s, passes of 8 took 0.19 s: nearly all
+    # of it the pass's own cost. In proportion (0.055 s a text) 16 such texts would take
+    # 0.88 s and miss a 0.6 s deadline, so each pass stayed small while the rest expired.
+    worker = responder(redis_server, redis_prefix, CountingScorer())
+    for _ in range(4):
+        worker.cost.record(3 * 50, 0.165)
+        worker.cost.record(8 * 50, 0.19)
+    assert worker.cost.seconds(16 * 50) == pytest.approx(0.23, abs=0.001)
+    deadline = time.time() + 0.6
+    live = [(f"r{n}", ["x" * 50], deadline, f"reply:{n}") for n in range(16)]
+    chosen, later = worker._fitting(live)
+    assert (len(chosen), later) == (16, [])
+    # A pass that cannot make the deadline is not attempted whole: the newest fit.
+    soon = [(f"s{n}", ["x" * 50], time.time() + 0.17, f"reply:s{n}") for n in range(16)]
+    chosen, later = worker._fitting(soon)
+    assert 1 <= len(chosen) < 16 and len(chosen) + len(later) == 16
+
+
+def test_the_pass_cost_falls_back_to_proportion_until_two_sizes_are_seen() -> None:
+    cost = PassCost()
+    assert cost.seconds(100) is None
+    cost.record(100, 0.2)
+    cost.record(100, 0.4)
+    assert cost.seconds(200) == pytest.approx(0.6)  # 0.3 s per 100 characters

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
 import time
+from collections import deque
 from typing import Any
 
 import redis
@@ -39,6 +41,38 @@ GATHER_POLL_S = 0.001
 Request = tuple[
     str, list[str], float, str
 ]  # how often pending entries of dead workers are looked for
+
+
+class PassCost:
+    """How long a pass takes, to fit passes to deadlines: a fixed cost per pass plus a cost
+    per character of its texts (what the model reads grows with their tokens, windows
+    included), fitted by least squares to the last ``samples`` passes.
+
+    A cost per text alone (each pass's seconds over its texts) made small passes look dear
+    per text, most of all under load, and the passes fitted to it shrank further: at
+    saturation a worker scored 3 texts a pass while most requests expired waiting.
+    """
+
+    def __init__(self, samples: int = 32) -> None:
+        self._passes: deque[tuple[int, float]] = deque(maxlen=samples)
+
+    def record(self, chars: int, seconds: float) -> None:
+        """A pass over texts of ``chars`` characters in all took ``seconds``."""
+        self._passes.append((max(1, chars), seconds))
+
+    def seconds(self, chars: int) -> float | None:
+        """The expected seconds of a pass over ``chars`` characters; None before the first."""
+        if not self._passes:
+            return None
+        sizes = [n for n, _ in self._passes]
+        times = [t for _, t in self._passes]
+        chars = max(1, chars)
+        if len(set(sizes)) > 1:
+            slope, intercept = statistics.linear_regression(sizes, times)
+            if slope > 0 and intercept >= 0:
+                return intercept + slope * chars
+        # One size seen, or a noisy fit: in proportion, which overestimates larger passes.
+        return sum(times) / sum(sizes) * chars
 
 
 def parse_request(fields: dict[str, str] | None) -> Request | None:
@@ -87,7 +121,7 @@ class Responder(GroupMember):
         self.inbox: list[Entry] = []
         self.passes = 0
         self.answered = 0
-        self.seconds_per_text: float | None = None  # measured, to fit passes to deadlines
+        self.cost = PassCost()  # measured, to fit passes to deadlines
         self._next_ready = 0.0
         self._next_claim = 0.0
 
@@ -201,9 +235,7 @@ class Responder(GroupMember):
         if live:
             elapsed = time.perf_counter() - started
             if texts:
-                per_text = elapsed / len(texts)
-                old = self.seconds_per_text
-                self.seconds_per_text = per_text if old is None else 0.7 * old + 0.3 * per_text
+                self.cost.record(sum(map(len, texts)), elapsed)
             self.passes += 1
             self.answered += len(live) - late
             metrics.ANALYZE_PASSES.inc()
@@ -216,21 +248,22 @@ class Responder(GroupMember):
         return len(live) - late
 
     def _fitting(self, live: list[Request]) -> tuple[list[Request], list[Request]]:
-        """The requests one pass can answer before their deadlines (by the measured time per
-        text), newest first: under overload some are answered rather than none."""
-        if self.seconds_per_text is None:
+        """The requests one pass can answer before their deadlines (by the measured cost of
+        passes), newest first: under overload some are answered rather than none."""
+        if self.cost.seconds(1) is None:
             return live, []
         now = time.time()
         chosen: list[Request] = []
         later: list[Request] = []
-        texts = 0
+        chars = 0
         for request in sorted(live, key=lambda r: r[2], reverse=True):
             earliest = min([request[2], *(r[2] for r in chosen)])
-            if chosen and (texts + len(request[1])) * self.seconds_per_text > earliest - now:
+            more = sum(map(len, request[1]))
+            if chosen and self.cost.seconds(chars + more) > earliest - now:
                 later.append(request)
                 continue
             chosen.append(request)
-            texts += len(request[1])
+            chars += more
         return chosen, later
 
     def _replies(self, live: list[Request], texts: list[str]) -> list[dict[str, Any]]:
@@ -258,7 +291,7 @@ class Responder(GroupMember):
     def warm_up(self) -> None:
         """Score one text before announcing this worker, so its first callers do not pay
         for the model's first pass (torch allocates and plans its kernels then, several
-        times a warm pass) and ``seconds_per_text`` starts from a warm pass: seeded from a
+        times a warm pass) and the cost of passes is measured from warm ones: seeded from a
         cold one, the deadline fitting would drop requests a pass could answer."""
         started = time.perf_counter()
         try:
