@@ -55,24 +55,29 @@ class PassCost:
 
     def __init__(self, samples: int = 32) -> None:
         self._passes: deque[tuple[int, float]] = deque(maxlen=samples)
+        # (seconds per pass, seconds per character), fitted when a pass is recorded: a
+        # pass's fitting asks for an estimate once per waiting request.
+        self._model: tuple[float, float] | None = None
 
     def record(self, chars: int, seconds: float) -> None:
         """A pass over texts of ``chars`` characters in all took ``seconds``."""
         self._passes.append((max(1, chars), seconds))
-
-    def seconds(self, chars: int) -> float | None:
-        """The expected seconds of a pass over ``chars`` characters; None before the first."""
-        if not self._passes:
-            return None
         sizes = [n for n, _ in self._passes]
         times = [t for _, t in self._passes]
-        chars = max(1, chars)
         if len(set(sizes)) > 1:
             slope, intercept = statistics.linear_regression(sizes, times)
             if slope > 0 and intercept >= 0:
-                return intercept + slope * chars
+                self._model = (intercept, slope)
+                return
         # One size seen, or a noisy fit: in proportion, which overestimates larger passes.
-        return sum(times) / sum(sizes) * chars
+        self._model = (0.0, sum(times) / sum(sizes))
+
+    def seconds(self, chars: int) -> float | None:
+        """The expected seconds of a pass over ``chars`` characters; None before the first."""
+        if self._model is None:
+            return None
+        per_pass, per_char = self._model
+        return per_pass + per_char * max(1, chars)
 
 
 def parse_request(fields: dict[str, str] | None) -> Request | None:
