@@ -23,14 +23,14 @@ import sqlalchemy as sa
 from service.extensions import db
 from service.models import Comment, Report
 from service.moderation import status_counts
-from service.moderation.states import CommentStatus
 
 
 def counted_report(comment: Comment) -> None:
     """One more open report of ``comment`` (row-locked and freshly read by the caller; its
     new Report is in this transaction)."""
-    if not comment.open_reports and comment.status != CommentStatus.PENDING:
-        # Its first open report: one more reported comment of its article.
+    if not comment.open_reports:
+        # Its first open report: one more reported comment of its article (if the queue
+        # counts its status as reported; reports_changed says).
         status_counts.reports_changed(status_counts.keys_of(comment)[1], +1)
     # An SQL expression: the UPDATE adds to the row as it is, and the attribute reloads.
     comment.open_reports = Comment.open_reports + 1
@@ -58,8 +58,7 @@ def uncount_resolved(comment_ids: list[int]) -> None:
         )
     ).all()
     for site_id, article_id, status in cleared:
-        if status != CommentStatus.PENDING:
-            status_counts.reports_changed(status_counts.ArticleKey(site_id, article_id, status), -1)
+        status_counts.reports_changed(status_counts.ArticleKey(site_id, article_id, status), -1)
     # The session's copies of those comments would otherwise show the old count.
     for comment in db.session.identity_map.values():
         if isinstance(comment, Comment) and comment.id in by_comment:

@@ -15,8 +15,9 @@ Two reads grew with the whole comment table, because what they count keeps chang
 
 Only ``moderate()`` moves comments between them (``moved``), in the transaction of the
 move, so a rolled-back move counts nothing; filing a comment's first open report and
-resolving its last (service.moderation.report_counts, under the comment's row lock) change
-``reported`` the same way (``reports_changed``). A comment is counted from its first decision on:
+resolving its last (service.moderation.report_counts, under the comment's row lock)
+change ``reported`` the same way (``reports_changed``, which ignores statuses outside
+REPORTABLE, pending among them). A comment is counted from its first decision on:
 ingest does not touch the tables (every submission would update the same row of today,
 or of a busy article, serialising concurrent submissions), so pending comments, a
 small set but for a backlog, are counted live from their own index. The deltas of a
