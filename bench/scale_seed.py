@@ -29,14 +29,16 @@ TABLES = ("comment", "moderation_event", "report", "author", "article")
 SEED_COMMENTS = """
 INSERT INTO comment (id, site_id, article_id, author_id, body, status, scores, model,
                      reasons, max_score, reason_codes, created_at, scored_at, decided_at,
-                     decided_by, language)
+                     decided_by, language, score_toxicity, score_severe_toxicity,
+                     score_obscene, score_threat, score_insult, score_identity_attack,
+                     score_sexual_explicit)
 SELECT g.i, :site, :first_article + floor(:articles * power(g.r_art, 1.5))::bigint,
        :first_author + floor(:authors * power(g.r_auth, 2))::bigint,
        t.body, f.status,
        CASE WHEN f.status <> 'pending' THEN json_build_object(
-           'toxicity', f.tox, 'severe_toxicity', f.tox / 8, 'obscene', f.tox / 2,
-           'threat', f.tox / 10, 'insult', f.tox * 0.7, 'identity_attack', f.tox / 9,
-           'sexual_explicit', f.tox / 12) END,
+           'toxicity', s.toxicity, 'severe_toxicity', s.severe_toxicity,
+           'obscene', s.obscene, 'threat', s.threat, 'insult', s.insult,
+           'identity_attack', s.identity_attack, 'sexual_explicit', s.sexual_explicit) END,
        CASE WHEN f.status <> 'pending' THEN 'detoxify:original@0.5.2' END,
        CASE f.status WHEN 'held' THEN
             json_build_array(json_build_object('code', 'toxicity', 'label', 'toxicity',
@@ -51,7 +53,9 @@ SELECT g.i, :site, :first_article + floor(:articles * power(g.r_art, 1.5))::bigi
        CASE WHEN f.status <> 'pending' THEN f.created + interval '2 seconds' END,
        CASE WHEN f.status <> 'pending' THEN 'policy' END,
        CASE WHEN f.status = 'pending' THEN NULL WHEN g.i % 100 < 90 THEN 'en'
-            WHEN g.i % 100 < 94 THEN 'de' WHEN g.i % 100 < 97 THEN 'fr' ELSE 'es' END
+            WHEN g.i % 100 < 94 THEN 'de' WHEN g.i % 100 < 97 THEN 'fr' ELSE 'es' END,
+       s.toxicity, s.severe_toxicity, s.obscene, s.threat, s.insult, s.identity_attack,
+       s.sexual_explicit
 FROM (SELECT i, random() AS r_art, random() AS r_auth, random() AS r_fate,
              random() AS r_tox
       FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS s(i)) AS g
@@ -67,6 +71,13 @@ CROSS JOIN LATERAL (
                       WHEN g.r_fate < 0.15 THEN 'rejected'
                       ELSE 'approved' END AS status) AS fate
 ) AS f
+LEFT JOIN LATERAL (
+    -- Each label's score (none while pending), the JSON's and the columns' alike.
+    SELECT f.tox AS toxicity, f.tox / 8 AS severe_toxicity, f.tox / 2 AS obscene,
+           f.tox / 10 AS threat, f.tox * 0.7 AS insult, f.tox / 9 AS identity_attack,
+           f.tox / 12 AS sexual_explicit
+    WHERE f.status <> 'pending'
+) AS s ON true
 JOIN bench_text AS t ON t.n = g.i % :texts
 """
 SEED_POLICY_EVENTS = """

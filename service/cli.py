@@ -261,9 +261,11 @@ def counts() -> None:
 @click.option("--site", "site_id", type=int, help="Only this site id (default: every site).")
 @with_appcontext
 def counts_rebuild(site_id: int | None) -> None:
-    """Recount each comment's open reports from the reports, and the status counts per day
-    and language and per article from the comments (if ever in doubt)."""
+    """Recount each comment's open reports from the reports, the status counts per day
+    and language and per article from the comments, and copy each comment's scores
+    into its score columns (if ever in doubt)."""
     from service.moderation import report_counts, status_counts
+    from service.moderation.moderate import refill_score_columns
 
     if site_id is not None and db.session.get(Site, site_id) is None:
         raise click.ClickException(f"no site {site_id}")
@@ -271,7 +273,16 @@ def counts_rebuild(site_id: int | None) -> None:
     db.session.commit()
     rows = status_counts.rebuild(site_id)
     db.session.commit()
-    emit({"site_id": site_id, "open_reports_fixed": fixed, "status_counts": rows})
+    refilled = refill_score_columns(site_id)
+    db.session.commit()
+    emit(
+        {
+            "site_id": site_id,
+            "open_reports_fixed": fixed,
+            "status_counts": rows,
+            "score_columns_fixed": refilled,
+        }
+    )
 
 
 @main.command()

@@ -1,11 +1,18 @@
 """The queue's score sort key as SQL text the score indexes store, identical on every query.
 
+Each label's score lives twice on a comment: in the ``scores`` JSON (what the model
+said, rendered by the API) and in its own column (``score_toxicity`` …), which
+moderate() copies from it. Keys and filters read the columns: a held index over a
+label's key that also carries its column answers "how many held comments score at
+least 0.9" from the index alone (the bulk dry run), where a key over the JSON made
+Postgres fetch every matching row (an index-only scan must be able to rebuild each
+column an expression reads).
+
 Postgres matches an expression index only when a query spells the same expression, and
-a label sent as a bound parameter (``scores ->> $1``) never matches ``scores ->>
-'toxicity'``, least of all under the generic plans psycopg's prepared statements get.
-Labels come from a fixed set (LABELS), so the key renders the label as a validated
-literal instead; migration 9c1d2e3f4a5b creates one partial index per label from the
-same text (``index_sql``).
+a label sent as a bound parameter never picks a column, least of all under the generic
+plans psycopg's prepared statements get. Labels come from a fixed set (LABELS), so
+the key renders the label's column as a validated literal instead; migration
+f3b9d6a2c8e1 creates one partial index per label from the same text (``index_sql``).
 """
 
 from __future__ import annotations
@@ -31,16 +38,23 @@ def _checked(label: str | None) -> str | None:
     return label
 
 
-def score_sql(label: str | None, dialect: str, column_prefix: str = "") -> str:
-    """``coalesce(<label's score or max_score>, -1.0)`` in ``dialect``'s SQL."""
+def column(label: str | None) -> str:
+    """The comment column holding ``label``'s score (None: the highest label's)."""
     label = _checked(label)
-    if label is None:
-        score = f"{column_prefix}max_score"
-    elif dialect == "postgresql":
-        score = f"CAST(({column_prefix}scores ->> '{label}') AS FLOAT)"
-    else:
-        score = f"CAST(JSON_EXTRACT({column_prefix}scores, '$.{label}') AS FLOAT)"
-    return f"coalesce({score}, {NO_SCORE})"
+    return "max_score" if label is None else f"score_{label}"
+
+
+def columns_of(scores: dict[str, float]) -> dict[str, float | None]:
+    """The score columns of a comment scored ``scores`` (column → value)."""
+    return {
+        column(None): max(scores.values(), default=None),
+        **{column(label): scores.get(label) for label in LABELS},
+    }
+
+
+def score_sql(label: str | None, column_prefix: str = "") -> str:
+    """``coalesce(<label's score or max_score>, -1.0)``, the same SQL on both dialects."""
+    return f"coalesce({column_prefix}{column(label)}, {NO_SCORE})"
 
 
 def index_name(label: str | None) -> str:
@@ -48,13 +62,16 @@ def index_name(label: str | None) -> str:
     return f"ix_comment_held_{_checked(label) or 'max'}_score"
 
 
-def index_sql(label: str | None, dialect: str, *, concurrently: bool = False) -> str:
-    """CREATE INDEX for ``index_name(label)``: held comments of a site by key, then id."""
+def index_sql(
+    label: str | None, dialect: str, *, concurrently: bool = False, name: str | None = None
+) -> str:
+    """CREATE INDEX for ``index_name(label)`` (or ``name``): held comments of a site by
+    key, then id, carrying the key's column on Postgres so counts skip the table."""
     how = "CONCURRENTLY " if concurrently else ""
-    key = score_sql(label, dialect)
+    include = f" INCLUDE ({column(label)})" if dialect == "postgresql" else ""
     return (
-        f"CREATE INDEX {how}IF NOT EXISTS {index_name(label)} ON comment "
-        f"(site_id, ({key}) DESC, id DESC) WHERE status = 'held'"
+        f"CREATE INDEX {how}IF NOT EXISTS {name or index_name(label)} ON comment "
+        f"(site_id, ({score_sql(label)}) DESC, id DESC){include} WHERE status = 'held'"
     )
 
 
@@ -74,7 +91,7 @@ class ScoreKey(ColumnElement[float]):
 def _compile(element: ScoreKey, compiler: Any, **kw: Any) -> str:
     # Index DDL names bare columns; queries name the table, as the rest of their SQL does.
     prefix = "comment." if kw.get("include_table", True) else ""
-    return score_sql(element.label, compiler.dialect.name, column_prefix=prefix)
+    return score_sql(element.label, column_prefix=prefix)
 
 
 def literal(value: str) -> Any:

@@ -13,7 +13,7 @@ from service.extensions import db
 from service.models.types import BigId, SiteRow, Timestamps, UTCDateTime, partial_index, utcnow
 from service.moderation.policy import LABELS
 from service.moderation.states import AuthorStatus, CommentStatus
-from service.score_key import ScoreKey, index_name
+from service.score_key import ScoreKey, column, index_name
 
 
 class Site(Timestamps, db.Model):
@@ -110,6 +110,8 @@ class Comment(SiteRow, db.Model):
             ScoreKey(None).desc(),
             sa.literal_column("id").desc(),
         ),
+        # The held ones carry the key's column (Postgres), so a count over a threshold
+        # (the bulk dry run) is read from the index alone.
         *(
             partial_index(
                 index_name(label),
@@ -117,6 +119,7 @@ class Comment(SiteRow, db.Model):
                 ScoreKey(label).desc(),
                 sa.literal_column("id").desc(),
                 where="status = 'held'",
+                postgresql_include=[column(label)],
             )
             for label in (None, *LABELS)
         ),
@@ -165,6 +168,15 @@ class Comment(SiteRow, db.Model):
     # Derived from scores/reasons (by moderate()) so queues can filter and sort in SQL
     # on both SQLite and Postgres: the highest label score, and " code1 code2 ".
     max_score: Mapped[float | None] = mapped_column(sa.Float)
+    # Each label's score, copied from scores by moderate() (service.score_key.columns_of):
+    # the held score indexes carry them, so counts over a threshold skip the table.
+    score_toxicity: Mapped[float | None] = mapped_column(sa.Float)
+    score_severe_toxicity: Mapped[float | None] = mapped_column(sa.Float)
+    score_obscene: Mapped[float | None] = mapped_column(sa.Float)
+    score_threat: Mapped[float | None] = mapped_column(sa.Float)
+    score_insult: Mapped[float | None] = mapped_column(sa.Float)
+    score_identity_attack: Mapped[float | None] = mapped_column(sa.Float)
+    score_sexual_explicit: Mapped[float | None] = mapped_column(sa.Float)
     reason_codes: Mapped[str | None] = mapped_column(sa.String(500))
     client_ip: Mapped[str | None] = mapped_column(sa.String(45))
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", sa.JSON)

@@ -37,8 +37,10 @@ from service.errors import Conflict
 from service.extensions import db
 from service.models import Comment, ModerationEvent, Report, utcnow
 from service.moderation import status_counts
+from service.moderation.policy import LABELS
 from service.moderation.report_counts import uncount_resolved
 from service.moderation.states import CommentStatus, can_move
+from service.score_key import column, columns_of
 
 POLICY = "policy"  # the actor of the scoring worker's decisions
 # Why a moderator decided: Coral's vocabulary, so reports across tools line up.
@@ -194,7 +196,8 @@ def _move(
         comment.reason_codes = f" {' '.join(codes)} " if codes else None
     if scores is not None:
         comment.scores = scores
-        comment.max_score = max(scores.values(), default=None)
+        for name, value in columns_of(scores).items():
+            setattr(comment, name, value)
     status_counts.moved(
         counted_as, status_counts.keys_of(comment), reported=(comment.open_reports or 0) > 0
     )
@@ -240,6 +243,23 @@ def resolve_reports(comment_ids: list[int], actor: str) -> int:
     ).all()
     uncount_resolved(resolved)
     return len(resolved)
+
+
+def refill_score_columns(site_id: int | None) -> int:
+    """Copy each comment's label scores into its score columns where they differ (of
+    ``site_id``; None: every site); returns how many comments changed. The caller
+    commits. moderate() keeps them equal: this repairs comments scored by code older
+    than the columns (during an upgrade), or by anything that wrote ``scores`` alone."""
+    copied = {column(label): Comment.scores[label].as_float() for label in LABELS}
+    stale = [getattr(Comment, name).is_distinct_from(value) for name, value in copied.items()]
+    where = [Comment.scores.is_not(None), sa.or_(*stale)]
+    if site_id is not None:
+        where.append(Comment.site_id == site_id)
+    result = db.session.execute(
+        sa.update(Comment).where(*where).values(copied),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount
 
 
 _DECIDED = "civility.decisions"

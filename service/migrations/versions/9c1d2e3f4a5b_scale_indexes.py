@@ -11,14 +11,47 @@ INVALID index: drop it and upgrade again). SQLite builds them in place.
 import sqlalchemy as sa
 from alembic import op
 
-from service.moderation.policy import LABELS
-from service.score_key import index_name, index_sql, score_sql
 
 # revision identifiers, used by Alembic.
 revision = "9c1d2e3f4a5b"
 down_revision = "c4f1d2e8a913"
 branch_labels = None
 depends_on = None
+
+# This revision's SQL as it was written: the labels and their sort keys over the JSON
+# scores (revision f3b9d6a2c8e1 moves the keys onto per-label columns), frozen here so a
+# later change to service.score_key cannot change what upgrading through it builds.
+LABELS = (
+    "toxicity",
+    "severe_toxicity",
+    "obscene",
+    "threat",
+    "insult",
+    "identity_attack",
+    "sexual_explicit",
+)
+
+
+def score_sql(label: str | None, dialect: str) -> str:
+    if label is None:
+        score = "max_score"
+    elif dialect == "postgresql":
+        score = f"CAST((scores ->> '{label}') AS FLOAT)"
+    else:
+        score = f"CAST(JSON_EXTRACT(scores, '$.{label}') AS FLOAT)"
+    return f"coalesce({score}, -1.0)"
+
+
+def index_name(label: str | None) -> str:
+    return f"ix_comment_held_{label or 'max'}_score"
+
+
+def index_sql(label: str | None, dialect: str, *, concurrently: bool = False) -> str:
+    how = "CONCURRENTLY " if concurrently else ""
+    return (
+        f"CREATE INDEX {how}IF NOT EXISTS {index_name(label)} ON comment "
+        f"(site_id, ({score_sql(label, dialect)}) DESC, id DESC) WHERE status = 'held'"
+    )
 
 
 def _indexes(dialect: str, concurrently: bool) -> list[str]:
