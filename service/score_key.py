@@ -11,8 +11,9 @@ column an expression reads).
 Postgres matches an expression index only when a query spells the same expression, and
 a label sent as a bound parameter never picks a column, least of all under the generic
 plans psycopg's prepared statements get. Labels come from a fixed set (LABELS), so
-the key renders the label's column as a validated literal instead; migration
-f3b9d6a2c8e1 creates one partial index per label from the same text (``index_sql``).
+the key renders the label's column as a validated literal instead; the model's
+partial index per label (``service.models.content``) compiles the same ScoreKey, and
+migration f3b9d6a2c8e1 writes out that text.
 """
 
 from __future__ import annotations
@@ -60,19 +61,6 @@ def score_sql(label: str | None, column_prefix: str = "") -> str:
 def index_name(label: str | None) -> str:
     """The partial index over held comments that serves ``sort=-score`` for ``label``."""
     return f"ix_comment_held_{_checked(label) or 'max'}_score"
-
-
-def index_sql(
-    label: str | None, dialect: str, *, concurrently: bool = False, name: str | None = None
-) -> str:
-    """CREATE INDEX for ``index_name(label)`` (or ``name``): held comments of a site by
-    key, then id, carrying the key's column on Postgres so counts skip the table."""
-    how = "CONCURRENTLY " if concurrently else ""
-    include = f" INCLUDE ({column(label)})" if dialect == "postgresql" else ""
-    return (
-        f"CREATE INDEX {how}IF NOT EXISTS {name or index_name(label)} ON comment "
-        f"(site_id, ({score_sql(label)}) DESC, id DESC){include} WHERE status = 'held'"
-    )
 
 
 class ScoreKey(ColumnElement[float]):

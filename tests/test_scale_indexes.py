@@ -74,38 +74,34 @@ def statements(app) -> Iterator[list[tuple[str, Any]]]:
     sa.event.remove(db.engine, "before_cursor_execute", record)
 
 
-def plan_indexes(statement: str, parameters: Any, *, seqscan: bool = True) -> set[str]:
-    """The index names in Postgres's plan of ``statement`` (``seqscan``: allowed)."""
+def plan_of(statement: str, parameters: Any, *, seqscan: bool = True, analyze: bool = False):
+    """Every node of Postgres's plan of ``statement`` (``seqscan``: allowed; ``analyze``:
+    run it, for actual rows and heap fetches)."""
+    options = "ANALYZE, FORMAT JSON" if analyze else "FORMAT JSON"
     with db.engine.connect() as conn:
         if not seqscan:
             conn.exec_driver_sql("SET enable_seqscan = off")
-        plan = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters).scalar()
-        conn.rollback()
-    found: set[str] = set()
-
-    def walk(node: dict[str, Any]) -> None:
-        if "Index Name" in node:
-            found.add(node["Index Name"])
-        for child in node.get("Plans", ()):
-            walk(child)
-
-    walk(plan[0]["Plan"])
-    return found
-
-
-def scan_of(statement: str, parameters: Any, index: str) -> dict[str, Any]:
-    """The plan node (run: EXPLAIN ANALYZE) of ``statement`` that reads ``index``."""
-    with db.engine.connect() as conn:
-        explain = f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}"
-        plan = conn.exec_driver_sql(explain, parameters).scalar()
+        plan = conn.exec_driver_sql(f"EXPLAIN ({options}) {statement}", parameters).scalar()
         conn.rollback()
     nodes = [plan[0]["Plan"]]
     while nodes:
         node = nodes.pop()
-        if node.get("Index Name") == index:
-            return node
+        yield node
         nodes.extend(node.get("Plans", ()))
-    raise AssertionError(f"{index} not in the plan: {plan}")
+
+
+def plan_indexes(statement: str, parameters: Any, *, seqscan: bool = True) -> set[str]:
+    """The index names in Postgres's plan of ``statement`` (``seqscan``: allowed)."""
+    nodes = plan_of(statement, parameters, seqscan=seqscan)
+    return {node["Index Name"] for node in nodes if "Index Name" in node}
+
+
+def scan_of(statement: str, parameters: Any, index: str) -> dict[str, Any]:
+    """The plan node (run: EXPLAIN ANALYZE) of ``statement`` that reads ``index``."""
+    nodes = list(plan_of(statement, parameters, analyze=True))
+    scans = [node for node in nodes if node.get("Index Name") == index]
+    assert scans, f"{index} not in the plan: {nodes}"
+    return scans[0]
 
 
 def used(sent: list[tuple[str, Any]], table: str) -> list[tuple[str, set[str]]]:

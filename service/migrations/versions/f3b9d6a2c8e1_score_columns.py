@@ -18,6 +18,9 @@ and renames the new, so the queue always has an index to sort by. Comments that 
 code scores after the backfill, before it is replaced, get their columns from
 ``civility counts rebuild``.
 """
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -97,25 +100,23 @@ def _swap(dialect: str, *, to_columns: bool) -> None:
             op.execute(_index(label, dialect, name=name, key=key, include=include))
 
 
+def _outside_transaction(dialect: str) -> AbstractContextManager[Any]:
+    """Postgres builds indexes CONCURRENTLY, which no transaction may hold; SQLite in place."""
+    return op.get_context().autocommit_block() if dialect == "postgresql" else nullcontext()
+
+
 def upgrade():
     for label in LABELS:
         op.add_column("comment", sa.Column(_column(label), sa.Float(), nullable=True))
     dialect = op.get_bind().dialect.name
-    if dialect == "postgresql":
-        with op.get_context().autocommit_block():
-            _backfill(dialect)
-            _swap(dialect, to_columns=True)
-    else:
+    with _outside_transaction(dialect):
         _backfill(dialect)
         _swap(dialect, to_columns=True)
 
 
 def downgrade():
     dialect = op.get_bind().dialect.name
-    if dialect == "postgresql":
-        with op.get_context().autocommit_block():
-            _swap(dialect, to_columns=False)
-    else:
+    with _outside_transaction(dialect):
         _swap(dialect, to_columns=False)
     # Plain ALTER TABLE … DROP COLUMN (SQLite 3.35+): a batch copy would lose the
     # expression indexes, which SQLite's reflection cannot read back.
