@@ -13,6 +13,7 @@ docs/bench-scale.png, and drops each database (``--keep`` leaves the last for EX
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -216,7 +217,19 @@ def main() -> None:
     parser.add_argument(
         "--database", help="time the kept database at this URL instead of seeding (not dropped)"
     )
+    parser.add_argument(
+        "--plot-from",
+        nargs="+",
+        metavar="JSON",
+        help="draw bench-NAME.png from these results files (joined by size) and stop",
+    )
     options = parser.parse_args()
+    if options.plot_from:
+        results = [r for f in options.plot_from for r in json.loads(Path(f).read_text())["sizes"]]
+        results.sort(key=lambda r: r["comments"])
+        plot(results, DOCS / f"bench-{options.name}.png")
+        print(f"drew {DOCS / f'bench-{options.name}.png'}")
+        return
     if options.sizes:
         sizes = [int(float(s)) for s in options.sizes.split(",")]
     else:
