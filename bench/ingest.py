@@ -275,7 +275,7 @@ def profile_only(args, workdir: Path, texts: list[str], load_start: list[float])
     write_result("ingest-profile", result)
 
 
-def plot(results: dict, levels: list[int]) -> None:
+def plot(results: dict, levels: list[int], name: str) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, kind in zip(axes, ("ingest", "read"), strict=True):
@@ -293,7 +293,7 @@ def plot(results: dict, levels: list[int]) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(DOCS / "bench-ingest.png", dpi=110)
+    fig.savefig(DOCS / f"bench-{name}.png", dpi=110)
     level = "32" if "32" in next(iter(results["ingest"].values())) else str(levels[-1])
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, by_level in results["ingest"].items():
@@ -306,7 +306,7 @@ def plot(results: dict, levels: list[int]) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(DOCS / "bench-ingest-latency.png", dpi=110)
+    fig.savefig(DOCS / f"bench-{name}-latency.png", dpi=110)
 
 
 def main() -> None:
@@ -316,6 +316,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2, help="seconds before measuring")
     parser.add_argument("--databases", default="sqlite,postgresql", help="Civility's databases")
     parser.add_argument("--quick", action="store_true", help="3 s per level, 1 s warm-up")
+    parser.add_argument(
+        "--name", default="ingest", help="results name (bench/results/NAME.json, bench-NAME.png)"
+    )
     parser.add_argument(
         "--profile", action="store_true", help="only py-spy Civility/SQLite at concurrency 32"
     )
@@ -348,12 +351,12 @@ def main() -> None:
     print("\n".join(lines))
     print(f"\nload average: start {load_start}, end {result['loadavg_end']}")
     result["tables"] = lines
-    plot(results, levels)
+    plot(results, levels, args.name)
     for by_name in results.values():
         for by_level in by_name.values():
             for out in by_level.values():
                 del out["samples_ms"], out["records"]
-    write_result("ingest", result)
+    write_result(args.name, result)
 
 
 if __name__ == "__main__":
