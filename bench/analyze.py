@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -34,8 +35,14 @@ from common import (
     write_result,
 )
 
+PASS_LINE = re.compile(r"analyze pass: (\d+) requests, (\d+) texts in ([\d.]+)s")
+BATCH_LINE = re.compile(r"batch of (\d+): (\d+) decided.* in ([\d.]+)s")
+DROPPED_LINE = re.compile(r"analyze: (\d+) (?:requests dropped unscored|answers dropped)")
 CACHE = Path(os.environ.get("CIVILITY_BENCH_CACHE", Path(tempfile.gettempdir()) / "civility-bench"))
 SATURATION_CALLERS = 16
+# A text this long or longer is read in more than one window of 256 tokens (real comments
+# average about 4 characters a token): its own scoring, not waiting, sets its latency.
+LONG_TEXT_CHARS = 1000
 
 
 def coral_call(text: str) -> dict:
@@ -55,6 +62,7 @@ def offer(url: str, key: str, texts: list[str], rate: float | None, duration: fl
 
     latencies: list[float] = []
     statuses: list[int] = []
+    lengths: list[int] = []
     reads: list[float] = []
     stop = threading.Event()
     lock = threading.Lock()
@@ -62,14 +70,16 @@ def offer(url: str, key: str, texts: list[str], rate: float | None, duration: fl
     analyze_url = f"{url}/v1alpha1/comments:analyze?key={key}"
 
     def one(n: int) -> None:
+        text = texts[n % len(texts)]
         started = time.perf_counter()
         try:
-            status = client.post(analyze_url, json=coral_call(texts[n % len(texts)])).status_code
+            status = client.post(analyze_url, json=coral_call(text)).status_code
         except httpx.HTTPError:
             status = 0
         with lock:
             latencies.append((time.perf_counter() - started) * 1000)
             statuses.append(status)
+            lengths.append(len(text))
 
     def reader() -> None:
         while not stop.is_set():
@@ -105,6 +115,11 @@ def offer(url: str, key: str, texts: list[str], rate: float | None, duration: fl
     side.join()
     client.close()
     ok = [lat for lat, status in zip(latencies, statuses, strict=True) if status == 200]
+    short = [
+        lat
+        for lat, status, chars in zip(latencies, statuses, lengths, strict=True)
+        if status == 200 and chars < LONG_TEXT_CHARS
+    ]
     return {
         "offered_per_s": rate,
         "requests": len(statuses),
@@ -115,8 +130,29 @@ def offer(url: str, key: str, texts: list[str], rate: float | None, duration: fl
         "p50_ms": percentile(ok, 50),
         "p99_ms": percentile(ok, 99),
         "max_ms": max(ok, default=0.0),
+        "p99_short_ms": percentile(short, 99),
         "read_p50_ms": percentile(reads, 50),
         "read_p99_ms": percentile(reads, 99),
+    }
+
+
+def worker_share(log: str, seconds: float) -> dict:
+    """What the worker's log (at INFO) says it did during one offered phase: the share of
+    the phase its synchronous passes and its backlog batches took, their sizes, the rate of
+    texts within the synchronous passes, and requests dropped (expired or answered late)."""
+    passes = [tuple(map(float, m.groups())) for m in PASS_LINE.finditer(log)]
+    batches = [tuple(map(float, m.groups())) for m in BATCH_LINE.finditer(log)]
+    sync_s = sum(p[2] for p in passes)
+    sync_texts = sum(p[1] for p in passes)
+    return {
+        "sync_passes": len(passes),
+        "sync_texts_per_pass": sync_texts / len(passes) if passes else 0.0,
+        "sync_share": sync_s / seconds,
+        "sync_texts_per_pass_s": sync_texts / sync_s if sync_s else 0.0,
+        "backlog_batches": len(batches),
+        "backlog_share": sum(b[2] for b in batches) / seconds,
+        "backlog_scored": int(sum(b[1] for b in batches)),
+        "dropped": sum(int(m.group(1)) for m in DROPPED_LINE.finditer(log)),
     }
 
 
@@ -175,12 +211,15 @@ def run_scorer(name: str, spec: str, config_dir: str | None, args, texts) -> lis
             "CIVILITY_MODEL_THREADS": str(threads),
             "CIVILITY_MODEL_PRECISION": args.precision,
             "CIVILITY_HEARTBEAT_S": "1",
+            "CIVILITY_LOG_LEVEL": "INFO",  # its passes, read back by worker_share()
         }
         if args.pass_budget_ms is not None:
             env["CIVILITY_SCORE_PASS_BUDGET_MS"] = str(args.pass_budget_ms)
+        if args.thread_wait:
+            env["CIVILITY_MODEL_THREAD_WAIT"] = args.thread_wait
         if config_dir:
             env["CIVILITY_MODEL_CONFIG_DIR"] = config_dir
-        civility.start("worker", "worker", **env)
+        worker = civility.start("worker", "worker", **env)
         client = redis.Redis.from_url(civility.redis_url)
         wait_until(lambda: client.zcard(f"{civility.prefix}:analyzers"), 240, "the worker")
         backlog(civility, ["The first comment: the article the reads list exists."])
@@ -188,7 +227,12 @@ def run_scorer(name: str, spec: str, config_dir: str | None, args, texts) -> lis
             if phase == "backlog":
                 backlog(civility, comment_texts(args.backlog, seed=11))
             for rate in [*args.rates, None]:
+                mark = worker.log_path.stat().st_size
+                began = time.perf_counter()
                 row = offer(civility.url, civility.site_key, texts, rate, args.duration)
+                with worker.log_path.open(encoding="utf-8", errors="replace") as log:
+                    log.seek(mark)
+                    row.update(worker_share(log.read(), time.perf_counter() - began))
                 row.update(
                     scorer=name,
                     phase=phase,
@@ -200,6 +244,9 @@ def run_scorer(name: str, spec: str, config_dir: str | None, args, texts) -> lis
                     f"  {name} {phase:<7} {offered:>10}: p50 {row['p50_ms']:.0f} ms, p99 "
                     f"{row['p99_ms']:.0f} ms, {row['answered_per_s']:.1f}/s answered, "
                     f"{row['unavailable']} 503, reads p99 {row['read_p99_ms']:.0f} ms, "
+                    f"worker busy {row['sync_share']:.0%} sync + {row['backlog_share']:.0%} "
+                    f"backlog, {row['sync_texts_per_pass']:.1f} texts/pass at "
+                    f"{row['sync_texts_per_pass_s']:.1f}/s, {row['dropped']} dropped, "
                     f"backlog left {row['backlog_left']}",
                     flush=True,
                 )
@@ -257,7 +304,9 @@ def main() -> None:
     parser.add_argument(
         "--pass-budget-ms", type=int, help="CIVILITY_SCORE_PASS_BUDGET_MS (default: its default)"
     )
+    parser.add_argument("--thread-wait", help="CIVILITY_MODEL_THREAD_WAIT (default: its default)")
     parser.add_argument("--quick", action="store_true", help="5 s per rate, 200 comments")
+    parser.add_argument("--name", help="results name (default: analyze, with the options changed)")
     args = parser.parse_args()
     if args.quick:
         args.duration, args.backlog = 5, 200
@@ -275,17 +324,20 @@ def main() -> None:
         else:
             rows += run_scorer(name, name, None, args, texts)
     lines = [
-        "| scorer | backlog | offered | answered/s | p50 ms | p99 ms | max ms | 503s | "
-        "reads p99 ms | saturation ÷ raw scorer |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| scorer | backlog | offered | answered/s | p50 ms | p99 ms | p99 ms, texts < 1,000 "
+        "chars | max ms | 503s | reads p99 ms | worker busy: sync + backlog | texts a sync pass "
+        "| saturation ÷ raw scorer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         offered = "saturation" if r["offered_per_s"] is None else f"{r['offered_per_s']:g}/s"
         ratio = f"{r['answered_per_s'] / r['raw_per_s']:.2f}" if r["offered_per_s"] is None else ""
         lines.append(
             f"| {r['scorer']} | {r['phase']} | {offered} | {r['answered_per_s']:.1f} | "
-            f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['max_ms']:.0f} | {r['unavailable']} | "
-            f"{r['read_p99_ms']:.0f} | {ratio} |"
+            f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['p99_short_ms']:.0f} | "
+            f"{r['max_ms']:.0f} | {r['unavailable']} | {r['read_p99_ms']:.0f} | "
+            f"{r['sync_share']:.0%} + {r['backlog_share']:.0%} | {r['sync_texts_per_pass']:.1f} | "
+            f"{ratio} |"
         )
     print("\n" + "\n".join(lines))
     result = {**run_record("analyze.py", started, load_start), "rows": rows, "tables": lines}
@@ -295,10 +347,14 @@ def main() -> None:
         suffix += f"-budget{args.pass_budget_ms}"
     if args.model_threads:
         suffix += f"-threads{args.model_threads}"
+    if args.thread_wait:
+        suffix += f"-{args.thread_wait}"
     result["precision"] = args.precision
     result["pass_budget_ms"] = args.pass_budget_ms
-    plot(rows, f"bench-analyze{suffix}.png")
-    write_result(f"analyze{suffix}", result)
+    result["thread_wait"] = args.thread_wait
+    name = args.name or f"analyze{suffix}"
+    plot(rows, f"bench-{name}.png")
+    write_result(name, result)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import redis
 
 from tests.conftest import REDIS_URL
 from workers.analyze import PassCost, Responder
-from workers.scorers import ProfanityCheckScorer, Scored
+from workers.scorers import Between, ProfanityCheckScorer, Scored
 
 
 class CountingScorer(ProfanityCheckScorer):
@@ -23,9 +23,9 @@ class CountingScorer(ProfanityCheckScorer):
         super().__init__()
         self.calls: list[int] = []
 
-    def score_detailed(self, texts: Sequence[str]) -> list[Scored]:
+    def score_detailed(self, texts: Sequence[str], *, between: Between = None) -> list[Scored]:
         self.calls.append(len(texts))
-        return super().score_detailed(texts)
+        return super().score_detailed(texts, between=between)
 
 
 def responder(
@@ -65,7 +65,7 @@ def test_a_failing_warm_up_leaves_the_worker_serving(
     redis_server: redis.Redis, redis_prefix: str
 ) -> None:
     class Broken(CountingScorer):
-        def score_detailed(self, texts: Sequence[str]) -> list[Scored]:
+        def score_detailed(self, texts: Sequence[str], *, between: Between = None) -> list[Scored]:
             raise RuntimeError("model not ready")
 
     worker = responder(redis_server, redis_prefix, Broken())
@@ -121,14 +121,14 @@ def test_a_worker_kept_busy_by_requests_back_to_back_still_says_it_serves(
     class Callers(CountingScorer):
         """Real scoring; while it scores, the next caller's request arrives."""
 
-        def score_detailed(self, texts: Sequence[str]) -> list[Scored]:
+        def score_detailed(self, texts: Sequence[str], *, between: Between = None) -> list[Scored]:
             until = redis_server.zscore(ready, "worker-a")
             if until is not None and until < time.time():
                 lapsed.append(time.time() - until)
             if time.monotonic() < stop:
                 send(len(self.calls))
             time.sleep(0.05)  # a pass takes a while
-            return super().score_detailed(texts)
+            return super().score_detailed(texts, between=between)
 
     def send(n: int) -> None:
         fields = {"id": f"r{n}", "texts": json.dumps([f"request {n}"])}

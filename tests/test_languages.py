@@ -126,6 +126,17 @@ def test_each_text_goes_to_the_scorer_of_its_language_in_its_own_passes(router) 
     assert sorted(i for group in passes for i in group) == list(range(len(texts)))
 
 
+def test_the_caller_is_let_in_between_two_scorers_passes_not_before_the_first(router) -> None:
+    between: list[int] = []
+
+    results = router.score_detailed([ENGLISH, FRENCH, GERMAN], between=lambda: between.append(1))
+
+    assert [r.language for r in results] == ["en", "fr", "de"]
+    assert between == [1]  # after the BERT's one pass, before the XLM-R's; German: no pass
+    router.score_detailed([ENGLISH, GERMAN], between=lambda: between.append(2))
+    assert between == [1]
+
+
 def test_a_site_chooses_the_scorer_per_language_and_may_score_unsupported_ones(router) -> None:
     bert_spec, xlmr_spec = (route.spec for route in router.routes)
     bert, xlmr = (route.scorer.model for route in router.routes)

@@ -137,6 +137,39 @@ def test_time_budget_splits_passes_once_the_speed_is_measured(
     assert budgeted.seconds_per_token and len(budgeted.plan(texts)) == 3
 
 
+class CountingPasses(DetoxifyScorer):
+    """The real scorer, counting its forward passes and the windows of each."""
+
+    passes: list[int] = []
+
+    def _forward(self, features: list[dict[str, list[int]]]) -> list[list[float]]:
+        self.passes = [*self.passes, len(features)]
+        return super()._forward(features)
+
+
+def test_a_long_text_over_the_budget_is_read_in_passes_with_the_caller_let_in_between(
+    tiny_checkpoint: tuple[Path, Path],
+) -> None:
+    checkpoint, config_dir = tiny_checkpoint
+    options = {"config_dir": config_dir, "max_tokens": 16, "precision": "fp32"}
+    whole = load_scorer(f"detoxify:{checkpoint}", "none", max_batch=32, **options)
+    budgeted = CountingPasses(str(checkpoint), max_batch=32, pass_budget_s=1e-9, **options)
+    budgeted.score(["nice"])  # measures its speed: from now on one window a pass
+    texts = ["please read " * 40 + "you are an idiot", "nice"]
+    windows = len(budgeted._tokenize(texts[:1])[0][0])
+    budgeted.passes, between = [], []
+
+    scored = budgeted.score_detailed(texts, between=lambda: between.append(len(budgeted.passes)))
+
+    assert windows > 4
+    assert budgeted.passes == [1] * (windows + 1)  # "nice", then the long text's windows
+    assert between == list(range(1, windows + 1))  # after every pass but the last
+    for got, expected in zip(scored, whole.score_detailed(texts), strict=True):
+        assert got.scores == pytest.approx(expected.scores, abs=1e-5)
+    assert whole.score_detailed(texts, between=lambda: between.append(-1))
+    assert -1 not in between  # one pass for all: nothing to let in
+
+
 def test_text_the_tokenizer_rejects_fails_alone(scorer: DetoxifyScorer) -> None:
     results = scorer.score_detailed(["you are an idiot", None, "nice"])  # type: ignore[list-item]
 

@@ -250,6 +250,7 @@ class Responder(GroupMember):
         pipe.execute()
         if late:
             metrics.ANALYZE_DROPPED.labels("late").inc(late)
+            log.info("analyze: %d answers dropped, their callers had gone", late)
         return len(live) - late
 
     def _fitting(self, live: list[Request]) -> tuple[list[Request], list[Request]]:

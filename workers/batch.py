@@ -19,7 +19,7 @@ from service.moderation.policy import PolicySettings, decide
 from service.moderation.states import CommentStatus, Mode
 from workers.daemon import transient
 from workers.routing import Route, Routed, Router, SiteLanguages
-from workers.scorers import Scored, Scorer
+from workers.scorers import Between, Scored, Scorer
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +81,13 @@ class Decider:
             return [texts] if texts else []
         return [{ids[i]: texts[ids[i]] for i in group} for group in passes if group]
 
-    def score(self, texts: dict[int, str]) -> dict[int, Scored]:
-        """Scores per comment from one ``score_detailed`` call; unusable results become errors."""
+    def score(self, texts: dict[int, str], between: Between = None) -> dict[int, Scored]:
+        """Scores per comment from one ``score_detailed`` call (``between`` runs between its
+        forward passes); unusable results become errors."""
         ids = list(texts)
         try:
             results = self.router.score_detailed(
-                [texts[cid] for cid in ids], [self.sites.get(cid) for cid in ids]
+                [texts[cid] for cid in ids], [self.sites.get(cid) for cid in ids], between=between
             )
             if len(results) != len(ids):
                 raise RuntimeError(f"{len(results)} results for {len(ids)} texts")

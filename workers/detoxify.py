@@ -12,7 +12,14 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
-from workers.scorers import DETOXIFY_MODELS, ModelOptions, Scored, Scorer, _text_list
+from workers.scorers import (
+    DETOXIFY_MODELS,
+    Between,
+    ModelOptions,
+    Scored,
+    Scorer,
+    _text_list,
+)
 from workers.weights import (
     OFFLINE_FIX,
     ScorerUnavailable,
@@ -139,18 +146,25 @@ class DetoxifyScorer(Scorer):
             return None
         return self.pass_budget_s / self.seconds_per_token
 
-    def score_detailed(self, texts: Sequence[str]) -> list[Scored]:
-        """Score in length-sorted chunks of max_batch, one forward pass each, in input order."""
+    def score_detailed(self, texts: Sequence[str], *, between: Between = None) -> list[Scored]:
+        """Score in length-sorted chunks of max_batch, one forward pass each, in input order;
+        a text too long for one pass within the budget is read in several."""
         encoded = self._encode(_text_list(texts))
         results: list[Scored | None] = [
             None if isinstance(item, tuple) else Scored(None, error=item) for item in encoded
         ]
+        passes = 0
         for chunk in self._passes(encoded):
-            # Every window of a text goes in its text's pass; the text scores each label's
+            # Every window of a text goes in its text's chunk; the text scores each label's
             # maximum over its windows (a toxic last paragraph counts as much as a first).
             owners = [index for index in chunk for _ in encoded[index][0]]
             windows = [window for index in chunk for window in encoded[index][0]]
-            outcomes = self._score_chunk(windows)
+            outcomes: list[list[float] | str] = []
+            for part in self._slices(windows):
+                if passes and between is not None:
+                    between()
+                outcomes += self._score_chunk(part)
+                passes += 1
             by_text: dict[int, list[list[float] | str]] = {}
             for index, outcome in zip(owners, outcomes, strict=True):
                 by_text.setdefault(index, []).append(outcome)
@@ -163,6 +177,17 @@ class DetoxifyScorer(Scorer):
                 maxima = [max(column) for column in zip(*found, strict=True)]
                 results[index] = Scored(dict(zip(self.labels, maxima, strict=True)), truncated)
         return [scored for scored in results if scored is not None]
+
+    def _slices(self, windows: list[dict[str, list[int]]]) -> list[list[dict[str, list[int]]]]:
+        """A chunk's windows in forward passes: one, unless they cost more than the pass
+        budget or max_batch rows (a long text alone in its chunk): then as many passes as keep
+        each within both, so what waits for this worker waits for one bounded pass."""
+        longest = max((len(window["input_ids"]) for window in windows), default=0)
+        rows = self.max_batch
+        budget = self._budget()
+        if budget is not None and longest:
+            rows = min(rows, max(1, int((budget - self.pass_overhead_tokens) // longest)))
+        return [windows[start : start + rows] for start in range(0, len(windows), max(1, rows))]
 
     def _encode(self, texts: list[str]) -> Sequence[Encoded | str]:
         """Tokenize, cut at max_tokens; a text the tokenizer rejects gets its error instead."""

@@ -21,6 +21,7 @@ from typing import Any
 from workers.languages import Detection, detector
 from workers.scorers import (
     DETOXIFY_MODELS,
+    Between,
     ModelOptions,
     Scored,
     Scorer,
@@ -268,12 +269,16 @@ class Router(Scorer):
         texts: Sequence[str],
         sites: Sequence[SiteLanguages | None] | None = None,
         languages: Sequence[str | None] | None = None,
+        *,
+        between: Between = None,
     ) -> list[Scored]:
-        """Score each text with its language's scorer, one call per scorer, in input order."""
+        """Score each text with its language's scorer, one call per scorer, in input order;
+        ``between`` runs between forward passes, within a scorer's call and between two."""
         if isinstance(texts, str):
             raise TypeError("score a list of texts, not a str")
         assigned = self.assign(texts, sites, languages)
         results: list[Scored | None] = [None] * len(texts)
+        called = False
         for number, route in [(None, None), *enumerate(self.routes)]:
             part = [index for index, item in enumerate(assigned) if item.route == number]
             if not part:
@@ -281,8 +286,13 @@ class Router(Scorer):
             if route is None:
                 scored: list[Scored] = [Scored({}) for _ in part]
             else:
+                if called and between is not None:
+                    between()
+                called = True
                 try:
-                    scored = route.scorer.score_detailed([texts[index] for index in part])
+                    scored = route.scorer.score_detailed(
+                        [texts[index] for index in part], between=between
+                    )
                     if len(scored) != len(part):
                         raise RuntimeError(f"{len(scored)} results for {len(part)} texts")
                 except Exception as exc:  # this scorer's part fails; the others are kept

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -42,6 +42,10 @@ class ModelOptions:
     pass_budget_s: float = 0.0
 
 
+# Called between two forward passes of one scoring call (None: nothing to do there).
+Between = Callable[[], object] | None
+
+
 class ScoringError(Exception):
     """A text could not be scored (`score` raises it; `score_detailed` reports it per text)."""
 
@@ -68,8 +72,10 @@ class Scorer(ABC):
         return f"{self.name}@{self.version}"
 
     @abstractmethod
-    def score_detailed(self, texts: Sequence[str]) -> list[Scored]:
-        """Score texts in input order; a text that fails gets `error` and no scores."""
+    def score_detailed(self, texts: Sequence[str], *, between: Between = None) -> list[Scored]:
+        """Score texts in input order; a text that fails gets `error` and no scores.
+        ``between`` is called between forward passes, never before the first: the worker
+        answers synchronous requests there while it scores its backlog."""
 
     def plan(self, texts: Sequence[str]) -> list[list[int]]:
         """Indices of ``texts`` grouped into the passes that score them best, in the order
@@ -102,8 +108,9 @@ class ProfanityCheckScorer(Scorer):
         self._predict_prob = predict_prob
         self.version = package_version("alt-profanity-check")
 
-    def score_detailed(self, texts: Sequence[str]) -> list[Scored]:
-        """Score all texts in one call; on failure, one by one so a bad text fails alone."""
+    def score_detailed(self, texts: Sequence[str], *, between: Between = None) -> list[Scored]:
+        """Score all texts in one call (a linear model: no passes to come between); on
+        failure, one by one so a bad text fails alone."""
         texts = _text_list(texts)
         if not texts:
             return []

@@ -136,6 +136,7 @@ class Worker(Daemon):
         )
         self.pruner = Pruner(self.redis, cfg, prune_lock, self.consumer)
         self._next_sweep = 0.0  # the first turn sweeps
+        self._serving_s = 0.0  # spent answering synchronous requests inside backlog passes
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -298,7 +299,7 @@ class Worker(Daemon):
     def _decide_pass(self, texts: dict[int, str], by_comment: dict[int, list[Entry]]) -> bool:
         """Score one pass, decide it in one transaction, then ack what is done; False when
         a stop came while the database was down (its messages stay unacked)."""
-        started = time.monotonic()
+        started, serving_s = time.monotonic(), self._serving_s
         size = sum(len(found) for found in by_comment.values())
         outcome = self._decide(texts)
         if outcome is None:
@@ -317,7 +318,8 @@ class Worker(Daemon):
                 }
             )
         self.queue.ack([e for cid in outcome.decided + outcome.skipped for e in by_comment[cid]])
-        elapsed = time.monotonic() - started
+        # The batch's own time: not the synchronous passes answered in its middle.
+        elapsed = time.monotonic() - started - (self._serving_s - serving_s)
         metrics.SCORING_BATCH_SIZE.observe(size)
         metrics.SCORING_BATCH_SECONDS.observe(elapsed)
         log.info(
@@ -336,7 +338,10 @@ class Worker(Daemon):
         outcome = Outcome()
         # Scoring happens outside any transaction: on SQLite a transaction holds the
         # database's write lock, and the API must not wait for a forward pass.
-        scored = self.decider.score(texts)
+        # A long text read in several passes lets synchronous requests in between them.
+        scored = self.decider.score(texts, between=self._serve_between)
+        # And before the transaction: a request must not wait for the database either.
+        self._serve_between()
         ready = {cid: result for cid, result in scored.items() if result.error is None}
         outcome.failed.update(
             {cid: f"scoring: {result.error}" for cid, result in scored.items() if result.error}
@@ -347,6 +352,20 @@ class Worker(Daemon):
                 return None
             outcome.merge(applied)
         return outcome
+
+    def _serve_between(self) -> None:
+        """Synchronous requests in the middle of a backlog pass. A Redis failure here must
+        not fail the scoring around it: it is logged, and the next turn's own read meets it
+        where the loop handles it (backoff, a lost group recreated)."""
+        started = time.monotonic()
+        try:
+            self.analyze.serve()
+        except redis.RedisError as exc:
+            log.warning(
+                "worker %s: synchronous requests not served between passes (%s)", self.consumer, exc
+            )
+        finally:
+            self._serving_s += time.monotonic() - started
 
     def while_waiting(self) -> None:
         """While the database is down, the messages in hand must not look idle to others."""
