@@ -275,7 +275,7 @@ def profile_only(args, workdir: Path, texts: list[str], load_start: list[float])
     write_result("ingest-profile", result)
 
 
-def plot(results: dict, levels: list[int], name: str) -> None:
+def plot(results: dict, levels: list[int], results_name: str) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, kind in zip(axes, ("ingest", "read"), strict=True):
@@ -293,7 +293,7 @@ def plot(results: dict, levels: list[int], name: str) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(DOCS / f"bench-{name}.png", dpi=110)
+    fig.savefig(DOCS / f"bench-{results_name}.png", dpi=110)
     level = "32" if "32" in next(iter(results["ingest"].values())) else str(levels[-1])
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, by_level in results["ingest"].items():
@@ -306,7 +306,7 @@ def plot(results: dict, levels: list[int], name: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(DOCS / f"bench-{name}-latency.png", dpi=110)
+    fig.savefig(DOCS / f"bench-{results_name}-latency.png", dpi=110)
 
 
 def main() -> None:
