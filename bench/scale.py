@@ -207,6 +207,13 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def draw(results: list[dict[str, Any]], name: str) -> None:
+    """The plot of ``results`` as docs/bench-NAME.png."""
+    path = DOCS / f"bench-{name}.png"
+    plot(results, path)
+    print(f"drew {path}")
+
+
 def main() -> None:
     """Seed, time and drop each size; print the table, write JSON and the plot."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -226,9 +233,7 @@ def main() -> None:
     options = parser.parse_args()
     if options.plot_from:
         results = [r for f in options.plot_from for r in json.loads(Path(f).read_text())["sizes"]]
-        results.sort(key=lambda r: r["comments"])
-        plot(results, DOCS / f"bench-{options.name}.png")
-        print(f"drew {DOCS / f'bench-{options.name}.png'}")
+        draw(sorted(results, key=lambda r: r["comments"]), options.name)
         return
     if options.sizes:
         sizes = [int(float(s)) for s in options.sizes.split(",")]
@@ -247,8 +252,7 @@ def main() -> None:
     path = write_result(options.name, {**record, "calls": CALLS, "sizes": results})
     print(f"wrote {path}")
     if len(results) > 1:
-        plot(results, DOCS / f"bench-{options.name}.png")
-        print(f"drew {DOCS / f'bench-{options.name}.png'}")
+        draw(results, options.name)
 
 
 if __name__ == "__main__":

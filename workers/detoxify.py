@@ -187,7 +187,7 @@ class DetoxifyScorer(Scorer):
         budget = self._budget()
         if budget is not None and longest:
             rows = min(rows, max(1, int((budget - self.pass_overhead_tokens) // longest)))
-        return [windows[start : start + rows] for start in range(0, len(windows), max(1, rows))]
+        return [windows[start : start + rows] for start in range(0, len(windows), rows)]
 
     def _encode(self, texts: list[str]) -> Sequence[Encoded | str]:
         """Tokenize, cut at max_tokens; a text the tokenizer rejects gets its error instead."""
