@@ -34,6 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from common import comment_texts, machine  # noqa: E402  (bench/, beside this script)
 
+from workers.threads import OPERATORS_OWN, apply_thread_wait  # noqa: E402  (imports no torch)
+
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -58,7 +60,7 @@ def raw(
     checkpoint: Path, config_dir: Path, texts: list[str], args: argparse.Namespace, precision: str
 ) -> tuple[float, list[dict[str, float]]]:
     """(b) The worker's scorer, one call over all texts (batched, length-sorted), with the
-    worker's torch set-up (threads that sleep when idle, CIVILITY_MODEL_THREAD_WAIT)."""
+    worker's torch set-up (threads that sleep soon when idle, CIVILITY_MODEL_THREAD_WAIT)."""
     from workers.scorers import load_scorer
 
     scorer = load_scorer(
@@ -264,9 +266,10 @@ def main() -> None:
         return
     texts = comment_texts(args.count)
     load_before = os.getloadavg()[0]
-    plain = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    # The worker's default (CIVILITY_MODEL_THREAD_WAIT=passive), for (b) as for (c).
-    as_worker = {**plain, "OMP_WAIT_POLICY": "PASSIVE"}
+    plain = {k: v for k, v in os.environ.items() if k not in OPERATORS_OWN}
+    # The worker's default (CIVILITY_MODEL_THREAD_WAIT=brief), for (b) as for (c).
+    as_worker = dict(plain)
+    apply_thread_wait("brief", as_worker)
     from workers.precision import native_bf16, resolve_precision
 
     default_here = resolve_precision("auto", args.device)

@@ -175,15 +175,15 @@ def worker(burst: bool, consumer: str | None) -> None:
     from flask import current_app
 
     from service.metrics import serve_own
+    from workers.threads import THREAD_WAITS, apply_thread_wait
 
     wait = current_app.config["MODEL_THREAD_WAIT"]
-    if wait not in ("passive", "active"):
+    if wait not in THREAD_WAITS:
         raise click.ClickException(
-            f"CIVILITY_MODEL_THREAD_WAIT must be 'passive' or 'active', not {wait!r}"
+            f"CIVILITY_MODEL_THREAD_WAIT must be one of {', '.join(THREAD_WAITS)}, not {wait!r}"
         )
-    # Read by OpenMP when torch loads, so before the import below. Spinning threads wait
-    # for a thread whose core another process holds: the pass can take several times longer.
-    os.environ.setdefault("OMP_WAIT_POLICY", wait.upper())
+    # Read by OpenMP when torch loads, so before the import below.
+    apply_thread_wait(wait, os.environ)
     # Imported here: only the worker loads torch and the model, never the API.
     from workers.precision import PRECISIONS
     from workers.scorers import ScorerUnavailable

@@ -286,7 +286,7 @@ def test_worker_refuses_an_unknown_thread_wait_policy_naming_the_setting(start_w
     worker = start_worker("--burst", MODEL_THREAD_WAIT="sometimes")
 
     assert worker.wait() == 1, worker.log()
-    assert "CIVILITY_MODEL_THREAD_WAIT must be 'passive' or 'active'" in worker.log()
+    assert "CIVILITY_MODEL_THREAD_WAIT must be one of passive, brief, active" in worker.log()
 
 
 def test_worker_refuses_an_unknown_precision_naming_the_setting(start_worker):

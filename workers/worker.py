@@ -32,6 +32,7 @@ from workers.pruner import Pruner
 from workers.routing import load_router
 from workers.scorers import Scorer
 from workers.sweeper import sweep
+from workers.threads import OPERATORS_OWN
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +145,11 @@ class Worker(Daemon):
         """Work until stopped; 0 after a clean stop."""
         self.handle_signals()
         log.info(
-            "worker %s: started (model %s, batch %d%s)",
+            "worker %s: started (model %s, batch %d, torch threads wait %s%s)",
             self.consumer,
             self.scorer.model,
             self.batch_max,
+            " ".join(f"{k}={os.environ[k]}" for k in OPERATORS_OWN if k in os.environ) or "-",
             ", burst" if self.burst else "",
         )
         self.analyze.warm_up()
