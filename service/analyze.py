@@ -133,6 +133,11 @@ def _request(texts: list[str]) -> Analysis:
             "redis", f"Scoring is unavailable ({type(exc).__name__})."
         ) from exc
     payload = json.loads(answer[1])
+    if payload.get("unscored") == "deadline":
+        # The worker knew no pass would answer in time: the caller hears so now.
+        raise AnalyzeUnavailable(
+            "timeout", f"No score within {current_app.config['ANALYZE_TIMEOUT_MS']} ms."
+        )
     if "error" in payload:
         raise AnalyzeUnavailable("error", "The scoring worker failed on this request.")
     results = payload["results"]

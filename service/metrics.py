@@ -103,7 +103,7 @@ ANALYZE_PASS_TEXTS = Histogram(
 )
 ANALYZE_DROPPED = Counter(
     "civility_analyze_dropped",
-    "Synchronous requests a worker dropped unscored (expired, late, malformed).",
+    "Synchronous requests a worker dropped unscored (expired, late, malformed, over_deadline).",
     ["reason"],
 )
 

@@ -20,6 +20,8 @@ from tests.analyze_helpers import (
 )
 from tests.marks import ONE_BACKEND
 from tests.worker_helpers import comments, decided, detoxify_settings, rows_locked, wait_for
+from workers.analyze import Responder
+from workers.scorers import ProfanityCheckScorer
 
 
 @pytest.fixture
@@ -147,3 +149,50 @@ def test_worker_killed_mid_request_loses_only_that_answer(
     # The dead worker's entry is cleared from the group, not redelivered.
     wait_for(lambda: analyze_stream.pending() == 0, "the abandoned entry cleared", second)
     assert analyze_stream.length() == 0
+
+
+def test_a_text_no_pass_could_score_in_time_answers_503_at_once_and_holds_nobody_up(
+    long_key_cache, live_server, site, analyze_stream, redis_server, redis_prefix
+):
+    # On a slow CPU a 5,000-character comment can cost more than the whole deadline.
+    # Scored anyway, its answer came too late and the requests behind it waited for it.
+    worker = Responder(
+        redis_server,
+        stream=f"{redis_prefix}:analyze",
+        ready_key=f"{redis_prefix}:analyzers",
+        consumer="worker-a",
+        scorer=ProfanityCheckScorer(),
+        gather_ms=1,
+        batch_max=8,
+        reply_ttl_s=5,
+        live_s=15,
+        claim_idle_ms=700,
+    )
+    # As measured: 10 ms a pass and 0.2 ms a character, so 5,000 characters take a second.
+    for chars in (50, 500) * 8:
+        worker.cost.record(chars, 0.01 + 0.0002 * chars)
+    worker.ensure_group()
+    worker.announce()
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            worker.serve()
+            time.sleep(0.005)
+
+    serving = threading.Thread(target=serve)
+    serving.start()
+    try:
+        started = time.monotonic()
+        answer = analyze(live_server, coral_body("a long comment " * 340), site.site)
+        refused_in = time.monotonic() - started
+        short = analyze(live_server, coral_body("A short one, scored."), site.site)
+    finally:
+        stop.set()
+        serving.join(10)
+    assert_perspective_error(answer, 503, "UNAVAILABLE", "700 ms")
+    assert refused_in < 0.5  # told at once, not at the deadline
+    assert short.status_code == 200, short.text
+    assert worker.passes == 1  # the short one's: the long one was never scored
+    assert analyze_stream.length() == 0
+    assert not list(redis_server.scan_iter(f"{redis_prefix}:reply:*"))

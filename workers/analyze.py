@@ -37,6 +37,10 @@ CLAIM_EVERY_S = 5.0
 # reads out only on its own clock tick (hz 10 by default: up to 100 ms), so a 5 ms BLOCK
 # held every lone request ~50 ms on average.
 GATHER_POLL_S = 0.001
+# Passes measured against their estimates before the estimates get a margin from them.
+OVERRUN_SAMPLES = 8
+# The answer to a request no pass could answer before its deadline.
+REFUSED = {"error": "cannot be scored before its deadline", "unscored": "deadline"}
 # (id, texts, deadline, reply key) of one request
 Request = tuple[
     str, list[str], float, str
@@ -58,9 +62,18 @@ class PassCost:
         # (seconds per pass, seconds per character), fitted when a pass is recorded: a
         # pass's fitting asks for an estimate once per waiting request.
         self._model: tuple[float, float] | None = None
+        # Each pass's seconds over what the fit expected of it beforehand.
+        self._overruns: deque[float] = deque(maxlen=samples)
+        self._margin = 1.0
 
     def record(self, chars: int, seconds: float) -> None:
         """A pass over texts of ``chars`` characters in all took ``seconds``."""
+        expected = self.seconds(chars)
+        if expected:
+            self._overruns.append(seconds / expected)
+            if len(self._overruns) >= OVERRUN_SAMPLES:
+                high = statistics.quantiles(self._overruns, n=10, method="inclusive")[-1]
+                self._margin = max(1.0, high)
         self._passes.append((max(1, chars), seconds))
         sizes = [n for n, _ in self._passes]
         times = [t for _, t in self._passes]
@@ -78,6 +91,13 @@ class PassCost:
             return None
         per_pass, per_char = self._model
         return per_pass + per_char * max(1, chars)
+
+    def bound(self, chars: int) -> float | None:
+        """``seconds(chars)`` stretched by how far the recent passes ran over their estimates
+        (the 90th percentile): fitted to a deadline by the mean, the pass would miss it as
+        often as not, and every answer of a pass that misses is scored for nothing."""
+        expected = self.seconds(chars)
+        return None if expected is None else expected * self._margin
 
 
 def parse_request(fields: dict[str, str] | None) -> Request | None:
@@ -218,7 +238,9 @@ class Responder(GroupMember):
         if malformed:
             metrics.ANALYZE_DROPPED.labels("malformed").inc(malformed)
             log.warning("analyze: %d malformed requests dropped", malformed)
-        live, later = self._fitting(live)
+        live, later, refused = self._fitting(live)
+        if refused:
+            self._refuse(refused)
         # Those that would miss their deadline in this pass wait for the next (or expire).
         self.inbox += [e for e in entries if (p := parse_request(e[1])) and p in later]
         entries = [e for e in entries if not ((p := parse_request(e[1])) and p in later)]
@@ -253,24 +275,47 @@ class Responder(GroupMember):
             log.info("analyze: %d answers dropped, their callers had gone", late)
         return len(live) - late
 
-    def _fitting(self, live: list[Request]) -> tuple[list[Request], list[Request]]:
+    def _fitting(self, live: list[Request]) -> tuple[list[Request], list[Request], list[Request]]:
         """The requests one pass can answer before their deadlines (by the measured cost of
-        passes), newest first: under overload some are answered rather than none."""
+        passes), newest first: under overload some are answered rather than none; those
+        left for a later pass; and those that not even a pass of their own would answer in
+        time (a text too long for the time left), refused at once."""
         if self.cost.seconds(1) is None:
-            return live, []
+            return live, [], []
         now = time.time()
         chosen: list[Request] = []
         later: list[Request] = []
+        refused: list[Request] = []
         chars = 0
         for request in sorted(live, key=lambda r: r[2], reverse=True):
             earliest = min([request[2], *(r[2] for r in chosen)])
             more = sum(map(len, request[1]))
-            if chosen and self.cost.seconds(chars + more) > earliest - now:
+            if self.cost.bound(more) > request[2] - now:
+                # Scored anyway, its answer would come too late and every request behind it
+                # would wait the whole time.
+                refused.append(request)
+                continue
+            if chosen and self.cost.bound(chars + more) > earliest - now:
                 later.append(request)
                 continue
             chosen.append(request)
             chars += more
-        return chosen, later
+        return chosen, later, refused
+
+    def _refuse(self, refused: list[Request]) -> None:
+        """Tell the callers of ``refused`` now, so each answers 503 at once instead of at
+        its deadline (an API before this answer kind reads its "error": a 503 too)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for _, _, _, reply in refused:
+            pipe.rpush(reply, json.dumps(REFUSED))
+            pipe.expire(reply, self.reply_ttl_s)
+        pipe.execute()
+        metrics.ANALYZE_DROPPED.labels("over_deadline").inc(len(refused))
+        log.info(
+            "analyze: %d requests refused unscored, not even a pass of their own would "
+            "answer them before their deadline",
+            len(refused),
+        )
 
     def _replies(self, live: list[Request], texts: list[str]) -> list[dict[str, Any]]:
         """One answer per request from one ``score_detailed`` call over all their texts."""
