@@ -62,18 +62,20 @@ class PassCost:
         # (seconds per pass, seconds per character), fitted when a pass is recorded: a
         # pass's fitting asks for an estimate once per waiting request.
         self._model: tuple[float, float] | None = None
-        # Each pass's seconds over what the fit expected of it beforehand.
+        # Seconds each pass ran over what the fit expected of it beforehand. In seconds, not
+        # in proportion: what makes a pass late is mostly time the scheduler gave to other
+        # processes, and a ratio to a scorer's millisecond passes would be all noise.
         self._overruns: deque[float] = deque(maxlen=samples)
-        self._margin = 1.0
+        self._margin_s = 0.0
 
     def record(self, chars: int, seconds: float) -> None:
         """A pass over texts of ``chars`` characters in all took ``seconds``."""
         expected = self.seconds(chars)
-        if expected:
-            self._overruns.append(seconds / expected)
+        if expected is not None:
+            self._overruns.append(seconds - expected)
             if len(self._overruns) >= OVERRUN_SAMPLES:
                 high = statistics.quantiles(self._overruns, n=10, method="inclusive")[-1]
-                self._margin = max(1.0, high)
+                self._margin_s = max(0.0, high)
         self._passes.append((max(1, chars), seconds))
         sizes = [n for n, _ in self._passes]
         times = [t for _, t in self._passes]
@@ -82,7 +84,13 @@ class PassCost:
             if slope > 0 and intercept >= 0:
                 self._model = (intercept, slope)
                 return
-        # One size seen, or a noisy fit: in proportion, which overestimates larger passes.
+            if slope <= 0:
+                # No cost of size in sight (a fast scorer's passes are their fixed cost and
+                # noise): by the mean, not in proportion, which would make a long text look
+                # many times dearer than it is.
+                self._model = (statistics.fmean(times), 0.0)
+                return
+        # One size seen, or a cost per character with none per pass: in proportion.
         self._model = (0.0, sum(times) / sum(sizes))
 
     def seconds(self, chars: int) -> float | None:
@@ -93,11 +101,11 @@ class PassCost:
         return per_pass + per_char * max(1, chars)
 
     def bound(self, chars: int) -> float | None:
-        """``seconds(chars)`` stretched by how far the recent passes ran over their estimates
-        (the 90th percentile): fitted to a deadline by the mean, the pass would miss it as
-        often as not, and every answer of a pass that misses is scored for nothing."""
+        """``seconds(chars)`` plus how far the recent passes ran over their estimates (the
+        90th percentile): fitted to a deadline by the mean, the pass would miss it as often
+        as not, and every answer of a pass that misses is scored for nothing."""
         expected = self.seconds(chars)
-        return None if expected is None else expected * self._margin
+        return None if expected is None else expected + self._margin_s
 
 
 def parse_request(fields: dict[str, str] | None) -> Request | None:
