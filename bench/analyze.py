@@ -6,7 +6,8 @@ backlog: Coral's exact request offered at 1, 5 and 20 requests/s (open loop), th
 saturation (closed loop, 16 callers). Reports p50/p99/max latency, answered/s, 503s,
 and the latency of public reads made meanwhile (the API must stay fast while analyze
 calls wait). Saturation throughput is compared with the raw batched scorer in the same
-run. Prints a table, writes bench/results/analyze.json, draws docs/bench-analyze.png.
+run (the mean of its rates before and after the phases). Prints a table, writes
+bench/results/analyze.json, draws docs/bench-analyze.png.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from common import (
 
 PASS_LINE = re.compile(r"analyze pass: (\d+) requests, (\d+) texts in ([\d.]+)s")
 BATCH_LINE = re.compile(r"batch of (\d+): (\d+) decided.* in ([\d.]+)s")
-DROPPED_LINE = re.compile(r"analyze: (\d+) (?:requests dropped unscored|answers dropped)")
+EXPIRED_LINE = re.compile(r"analyze: (\d+) requests dropped unscored")
+LATE_LINE = re.compile(r"analyze: (\d+) answers dropped")
+REFUSED_LINE = re.compile(r"analyze: (\d+) requests refused unscored")
 CACHE = Path(os.environ.get("CIVILITY_BENCH_CACHE", Path(tempfile.gettempdir()) / "civility-bench"))
 SATURATION_CALLERS = 16
 # A text this long or longer is read in more than one window of 256 tokens (real comments
@@ -139,7 +142,9 @@ def offer(url: str, key: str, texts: list[str], rate: float | None, duration: fl
 def worker_share(log: str, seconds: float) -> dict:
     """What the worker's log (at INFO) says it did during one offered phase: the share of
     the phase its synchronous passes and its backlog batches took, their sizes, the rate of
-    texts within the synchronous passes, and requests dropped (expired or answered late)."""
+    texts within the synchronous passes, and requests dropped: expired unscored, refused
+    unscored at once (no pass could answer them in time), or scored and answered after
+    their callers had gone (model time spent for nothing)."""
     passes = [tuple(map(float, m.groups())) for m in PASS_LINE.finditer(log)]
     batches = [tuple(map(float, m.groups())) for m in BATCH_LINE.finditer(log)]
     sync_s = sum(p[2] for p in passes)
@@ -152,7 +157,9 @@ def worker_share(log: str, seconds: float) -> dict:
         "backlog_batches": len(batches),
         "backlog_share": sum(b[2] for b in batches) / seconds,
         "backlog_scored": int(sum(b[1] for b in batches)),
-        "dropped": sum(int(m.group(1)) for m in DROPPED_LINE.finditer(log)),
+        "expired": sum(int(m.group(1)) for m in EXPIRED_LINE.finditer(log)),
+        "late": sum(int(m.group(1)) for m in LATE_LINE.finditer(log)),
+        "refused": sum(int(m.group(1)) for m in REFUSED_LINE.finditer(log)),
     }
 
 
@@ -199,8 +206,8 @@ def run_scorer(name: str, spec: str, config_dir: str | None, args, texts) -> lis
     import redis
 
     threads = args.model_threads
-    raw = raw_rate(spec, config_dir, texts, threads, args.precision)
-    print(f"{name}: raw batched scorer {raw:.1f} texts/s", flush=True)
+    raw_before = raw_rate(spec, config_dir, texts, threads, args.precision)
+    print(f"{name}: raw batched scorer {raw_before:.1f} texts/s", flush=True)
     civility = Civility("sqlite", RATELIMIT_ENABLED="false")
     rows = []
     try:
@@ -236,7 +243,6 @@ def run_scorer(name: str, spec: str, config_dir: str | None, args, texts) -> lis
                 row.update(
                     scorer=name,
                     phase=phase,
-                    raw_per_s=raw,
                     backlog_left=client.xlen(f"{civility.prefix}:score"),
                 )
                 offered = "saturation" if rate is None else f"{rate:g}/s"
@@ -246,13 +252,23 @@ def run_scorer(name: str, spec: str, config_dir: str | None, args, texts) -> lis
                     f"{row['unavailable']} 503, reads p99 {row['read_p99_ms']:.0f} ms, "
                     f"worker busy {row['sync_share']:.0%} sync + {row['backlog_share']:.0%} "
                     f"backlog, {row['sync_texts_per_pass']:.1f} texts/pass at "
-                    f"{row['sync_texts_per_pass_s']:.1f}/s, {row['dropped']} dropped, "
+                    f"{row['sync_texts_per_pass_s']:.1f}/s, {row['expired']} expired unscored, "
+                    f"{row['refused']} refused, "
+                    f"{row['late']} answered late, "
                     f"backlog left {row['backlog_left']}",
                     flush=True,
                 )
                 rows.append(row)
     finally:
         civility.close()
+    # Measured again once the service has stopped: the host's speed drifts over the run's
+    # minutes, and saturation is compared with the mean of the two.
+    raw_after = raw_rate(spec, config_dir, texts, threads, args.precision)
+    print(f"{name}: raw batched scorer {raw_after:.1f} texts/s after the phases", flush=True)
+    for row in rows:
+        row.update(
+            raw_before=raw_before, raw_after=raw_after, raw_per_s=(raw_before + raw_after) / 2
+        )
     return rows
 
 
@@ -325,9 +341,9 @@ def main() -> None:
             rows += run_scorer(name, name, None, args, texts)
     lines = [
         "| scorer | backlog | offered | answered/s | p50 ms | p99 ms | p99 ms, texts < 1,000 "
-        "chars | max ms | 503s | reads p99 ms | worker busy: sync + backlog | texts a sync pass "
-        "| saturation ÷ raw scorer |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "chars | max ms | 503s | of them expired + refused + answered late | reads p99 ms | "
+        "worker busy: sync + backlog | texts a sync pass | saturation ÷ raw scorer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         offered = "saturation" if r["offered_per_s"] is None else f"{r['offered_per_s']:g}/s"
@@ -335,7 +351,8 @@ def main() -> None:
         lines.append(
             f"| {r['scorer']} | {r['phase']} | {offered} | {r['answered_per_s']:.1f} | "
             f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['p99_short_ms']:.0f} | "
-            f"{r['max_ms']:.0f} | {r['unavailable']} | {r['read_p99_ms']:.0f} | "
+            f"{r['max_ms']:.0f} | {r['unavailable']} | "
+            f"{r['expired']} + {r['refused']} + {r['late']} | {r['read_p99_ms']:.0f} | "
             f"{r['sync_share']:.0%} + {r['backlog_share']:.0%} | {r['sync_texts_per_pass']:.1f} | "
             f"{ratio} |"
         )

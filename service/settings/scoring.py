@@ -56,10 +56,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "MODEL_THREAD_WAIT",
-        "passive",
-        "How the worker's idle torch threads wait (OpenMP's `OMP_WAIT_POLICY`, unless that "
-        "is set): `passive` sleeps, which keeps scoring fast when the API or anything else "
-        "shares the cores; `active` spins, marginally faster on cores of its own.",
+        "brief",
+        "How the worker's idle torch threads wait (OpenMP's `OMP_WAIT_POLICY`, "
+        "`GOMP_SPINCOUNT` and `KMP_BLOCKTIME`, unless one of them is set): `brief` polls a "
+        "few hundred times, then sleeps, which keeps a pass's threads awake between its "
+        "operators but frees the cores between passes; `passive` sleeps at once; `active` "
+        "spins, which only a worker on cores of its own can afford.",
     ),
     Setting(
         "MODEL_MAX_TOKENS",
@@ -123,8 +125,9 @@ SETTINGS: tuple[Setting, ...] = (
         "ANALYZE_TIMEOUT_MS",
         700,
         "Deadline of a synchronous scoring request (Perspective, OpenAI and Coral faces): past "
-        "it the API answers 503 and the worker drops the request unscored. Coral gives up at "
-        "800 ms and publishes the comment unscored.",
+        "it the API answers 503 and the worker drops the request unscored (at once where no "
+        "pass could score it in time). Coral gives up at 800 ms and publishes the comment "
+        "unscored.",
     ),
     Setting(
         "ANALYZE_GATHER_MS",
