@@ -32,6 +32,7 @@ from workers.threads import OPERATORS_OWN, THREAD_WAITS, apply_thread_wait
 CACHE = Path(os.environ.get("CIVILITY_BENCH_CACHE", Path(tempfile.gettempdir()) / "civility-bench"))
 POLICIES = [*THREAD_WAITS, "torch default"]
 SIZES = (1, 8)
+CONDITIONS = ("free", "held")  # the cores to itself; one held by a busy loop
 PASSES = {1: 30, 8: 10}  # passes timed per size and condition
 IDLE_BETWEEN_S = 0.02
 
@@ -60,7 +61,7 @@ def measure(policy: str) -> dict:
         return statistics.median(times)
 
     result: dict = {"policy": policy}
-    for condition in ("free", "held"):
+    for condition in CONDITIONS:
         hog = None
         if condition == "held":
             hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -95,7 +96,7 @@ def plot(medians: dict[str, dict], name: str) -> None:
     width = 0.2
     for ax, size in zip(axes, SIZES, strict=True):
         for n, policy in enumerate(POLICIES):
-            values = [medians[policy][f"{c}_{size}_ms"] for c in ("free", "held")]
+            values = [medians[policy][f"{c}_{size}_ms"] for c in CONDITIONS]
             ax.bar([x + n * width for x in (0, 1)], values, width, label=policy)
         ax.set_xticks([x + 1.5 * width for x in (0, 1)], ["cores free", "a core held"])
         ax.set_ylabel("median pass ms")
@@ -122,7 +123,7 @@ def main() -> None:
         for policy in POLICIES:
             runs[policy].append(in_own_process(policy))
             print(f"  {json.dumps(runs[policy][-1])}", flush=True)
-    keys = [f"{c}_{s}_ms" for c in ("free", "held") for s in SIZES] + ["idle_cpu_share"]
+    keys = [f"{c}_{s}_ms" for c in CONDITIONS for s in SIZES] + ["idle_cpu_share"]
     medians = {p: {k: statistics.median(r[k] for r in runs[p]) for k in keys} for p in POLICIES}
     lines = [
         "| policy | 1 text, cores free | 8 texts, cores free | 1 text, a core held "

@@ -74,6 +74,13 @@ def _waiting_client() -> redis.Redis:
     return client
 
 
+def _no_score_in_time() -> AnalyzeUnavailable:
+    """The deadline passed, or the worker knew it would pass before a score."""
+    return AnalyzeUnavailable(
+        "timeout", f"No score within {current_app.config['ANALYZE_TIMEOUT_MS']} ms."
+    )
+
+
 def live_analyzers(client: redis.Redis) -> int:
     """Workers that said in the last few heartbeats that they answer synchronous requests."""
     return client.zcount(redis_keys.analyzers(), time.time(), "+inf")
@@ -125,9 +132,7 @@ def _request(texts: list[str]) -> Analysis:
             pipe.xdel(redis_keys.analyze_stream(), entry_id)
             pipe.delete(reply)
             pipe.execute()
-            raise AnalyzeUnavailable(
-                "timeout", f"No score within {current_app.config['ANALYZE_TIMEOUT_MS']} ms."
-            )
+            raise _no_score_in_time()
     except redis.RedisError as exc:
         raise AnalyzeUnavailable(
             "redis", f"Scoring is unavailable ({type(exc).__name__})."
@@ -135,9 +140,7 @@ def _request(texts: list[str]) -> Analysis:
     payload = json.loads(answer[1])
     if payload.get("unscored") == "deadline":
         # The worker knew no pass would answer in time: the caller hears so now.
-        raise AnalyzeUnavailable(
-            "timeout", f"No score within {current_app.config['ANALYZE_TIMEOUT_MS']} ms."
-        )
+        raise _no_score_in_time()
     if "error" in payload:
         raise AnalyzeUnavailable("error", "The scoring worker failed on this request.")
     results = payload["results"]

@@ -7,11 +7,11 @@ tens of microseconds). Which wins depends on who else wants the cores, so it is 
 
 Torch free of the cores' other users can spin; a thread that spins while the one it
 waits for is descheduled wastes that one's time slice, which made passes several times
-slower on a 2-core machine shared with the API (docs/benchmarks.md). ``brief`` spins a few
-hundred polls, the length of a gap between two operators, then sleeps: within a pass the
-threads stay awake, between passes and behind a descheduled thread they sleep.
+slower on a 2-core machine shared with the API (docs/benchmarks.md). ``brief`` polls a few
+hundred times (microseconds), then sleeps: passes ran faster than with ``passive`` with
+the cores free or not, and between passes no thread spins (bench/threads.py).
 
-Imports nothing: called before torch is imported.
+Imports no torch: called before torch is imported.
 """
 
 from __future__ import annotations
