@@ -36,7 +36,9 @@ from common import (
     write_result,
 )
 
-PASS_LINE = re.compile(r"analyze pass: (\d+) requests, (\d+) texts in ([\d.]+)s")
+PASS_LINE = re.compile(
+    r"analyze pass: (\d+) requests, (\d+) texts in ([\d.]+)s, waited up to ([\d.]+)s"
+)
 BATCH_LINE = re.compile(r"batch of (\d+): (\d+) decided.* in ([\d.]+)s")
 EXPIRED_LINE = re.compile(r"analyze: (\d+) requests dropped unscored")
 LATE_LINE = re.compile(r"analyze: (\d+) answers dropped")
@@ -149,7 +151,13 @@ def worker_share(log: str, seconds: float) -> dict:
     batches = [tuple(map(float, m.groups())) for m in BATCH_LINE.finditer(log)]
     sync_s = sum(p[2] for p in passes)
     sync_texts = sum(p[1] for p in passes)
+    waits = sorted(p[3] * 1000 for p in passes)
+    backlog_passes = sorted(b[2] * 1000 for b in batches)
     return {
+        # The longest wait of each pass for the pass to begin (at 1 and 5/s nearly every
+        # pass answers one request): what the backlog pass in progress cost it.
+        "wait_p99_ms": percentile(waits, 99) if waits else 0.0,
+        "backlog_pass_p90_ms": percentile(backlog_passes, 90) if backlog_passes else 0.0,
         "sync_passes": len(passes),
         "sync_texts_per_pass": sync_texts / len(passes) if passes else 0.0,
         "sync_share": sync_s / seconds,
@@ -224,6 +232,8 @@ def run_scorer(name: str, spec: str, config_dir: str | None, args, texts) -> lis
             env["CIVILITY_SCORE_PASS_BUDGET_MS"] = str(args.pass_budget_ms)
         if args.thread_wait:
             env["CIVILITY_MODEL_THREAD_WAIT"] = args.thread_wait
+        if args.yield_ms is not None:
+            env["CIVILITY_SCORE_YIELD_MS"] = str(args.yield_ms)
         if config_dir:
             env["CIVILITY_MODEL_CONFIG_DIR"] = config_dir
         worker = civility.start("worker", "worker", **env)
@@ -254,7 +264,9 @@ def run_scorer(name: str, spec: str, config_dir: str | None, args, texts) -> lis
                     f"backlog, {row['sync_texts_per_pass']:.1f} texts/pass at "
                     f"{row['sync_texts_per_pass_s']:.1f}/s, {row['expired']} expired unscored, "
                     f"{row['refused']} refused, "
-                    f"{row['late']} answered late, "
+                    f"{row['late']} answered late, wait p99 {row['wait_p99_ms']:.0f} ms, "
+                    f"backlog passes p90 {row['backlog_pass_p90_ms']:.0f} ms, "
+                    f"{row['backlog_scored']} decided, "
                     f"backlog left {row['backlog_left']}",
                     flush=True,
                 )
@@ -320,6 +332,9 @@ def main() -> None:
     parser.add_argument(
         "--pass-budget-ms", type=int, help="CIVILITY_SCORE_PASS_BUDGET_MS (default: its default)"
     )
+    parser.add_argument(
+        "--yield-ms", type=int, help="CIVILITY_SCORE_YIELD_MS (default: its default)"
+    )
     parser.add_argument("--thread-wait", help="CIVILITY_MODEL_THREAD_WAIT (default: its default)")
     parser.add_argument("--quick", action="store_true", help="5 s per rate, 200 comments")
     parser.add_argument("--name", help="results name (default: analyze, with the options changed)")
@@ -342,8 +357,9 @@ def main() -> None:
     lines = [
         "| scorer | backlog | offered | answered/s | p50 ms | p99 ms | p99 ms, texts < 1,000 "
         "chars | max ms | 503s | of them expired + refused + answered late | reads p99 ms | "
-        "worker busy: sync + backlog | texts a sync pass | saturation ÷ raw scorer |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "worker busy: sync + backlog | texts a sync pass | wait for a pass p99 ms | backlog "
+        "pass p90 ms | backlog decided | saturation ÷ raw scorer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         offered = "saturation" if r["offered_per_s"] is None else f"{r['offered_per_s']:g}/s"
@@ -354,6 +370,7 @@ def main() -> None:
             f"{r['max_ms']:.0f} | {r['unavailable']} | "
             f"{r['expired']} + {r['refused']} + {r['late']} | {r['read_p99_ms']:.0f} | "
             f"{r['sync_share']:.0%} + {r['backlog_share']:.0%} | {r['sync_texts_per_pass']:.1f} | "
+            f"{r['wait_p99_ms']:.0f} | {r['backlog_pass_p90_ms']:.0f} | {r['backlog_scored']} | "
             f"{ratio} |"
         )
     print("\n" + "\n".join(lines))
@@ -366,9 +383,12 @@ def main() -> None:
         suffix += f"-threads{args.model_threads}"
     if args.thread_wait:
         suffix += f"-{args.thread_wait}"
+    if args.yield_ms is not None:
+        suffix += f"-yield{args.yield_ms}"
     result["precision"] = args.precision
     result["pass_budget_ms"] = args.pass_budget_ms
     result["thread_wait"] = args.thread_wait
+    result["yield_ms"] = args.yield_ms
     name = args.name or f"analyze{suffix}"
     plot(rows, f"bench-{name}.png")
     write_result(name, result)

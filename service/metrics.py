@@ -80,7 +80,7 @@ ANALYZE_SECONDS = Histogram(
 )
 ANALYZE_REQUESTS = Counter(
     "civility_analyze_requests",
-    "Synchronous scoring requests, by face and outcome (scored, timeout, no_worker, error).",
+    "Synchronous scoring requests, by face and outcome (scored, timeout, no_worker, redis, error).",
     ["face", "outcome"],
 )
 ANALYZE_TEXTS = Counter(
@@ -100,6 +100,12 @@ ANALYZE_PASS_TEXTS = Histogram(
     "civility_analyze_pass_texts",
     "Texts a worker scored in one synchronous pass.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+ANALYZE_WAIT_SECONDS = Histogram(
+    "civility_analyze_wait_seconds",
+    "Time a synchronous request waited in the stream before a worker's pass took it up "
+    "(from its arrival by Redis's clock): what a backlog pass in progress costs it.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1),
 )
 ANALYZE_DROPPED = Counter(
     "civility_analyze_dropped",

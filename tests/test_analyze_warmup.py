@@ -228,3 +228,31 @@ def test_a_fast_scorers_passes_do_not_make_a_long_text_look_dear() -> None:
         cost.record(chars, seconds)
     assert cost.seconds(10_000) == pytest.approx(0.0045)
     assert cost.bound(10_000) < 0.01
+
+
+def test_a_pass_logs_and_meters_how_long_its_requests_waited_in_the_stream(
+    redis_server: redis.Redis, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from service import metrics
+
+    def waits() -> tuple[float, float]:
+        sample = {s.name: s.value for s in metrics.ANALYZE_WAIT_SECONDS.collect()[0].samples}
+        return sample["civility_analyze_wait_seconds_count"], sample[
+            "civility_analyze_wait_seconds_sum"
+        ]
+
+    worker = responder(redis_server, redis_prefix, CountingScorer())
+    worker.serve()
+    before = waits()
+    reply = f"{redis_prefix}:reply:w"
+    fields = {"id": "w", "texts": json.dumps(["waits a while"]), "reply": reply}
+    redis_server.xadd(f"{redis_prefix}:analyze", {**fields, "deadline": f"{time.time() + 5:.6f}"})
+    time.sleep(0.2)  # the worker was busy elsewhere
+    with caplog.at_level("INFO", logger="workers.analyze"):
+        assert worker.serve() == 1
+    count, total = waits()
+    assert count == before[0] + 1
+    assert 0.2 <= total - before[1] < 1
+    (line,) = [r.getMessage() for r in caplog.records if "analyze pass" in r.getMessage()]
+    waited = float(line.rsplit("waited up to ", 1)[1].rstrip("s"))
+    assert 0.2 <= waited < 1

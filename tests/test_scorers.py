@@ -340,3 +340,58 @@ def test_unknown_precision_is_refused_before_loading(tmp_path: Path, precision: 
 def test_int8_on_a_gpu_is_refused() -> None:
     with pytest.raises(ValueError, match="int8 precision runs on the CPU only"):
         precision_module.resolve_precision("int8", "cuda")
+
+
+def test_a_backlog_pass_lets_requests_in_between_its_layers_and_scores_the_same(
+    tiny_checkpoint: tuple[Path, Path],
+) -> None:
+    # A pass over a full window takes 150-250 ms on a slow CPU: a request arriving as it
+    # starts waited all of it. Between the encoder's layers it waits for one layer.
+    import workers.detoxify
+
+    checkpoint, config_dir = tiny_checkpoint
+    options = {"config_dir": config_dir, "max_tokens": 16, "precision": "fp32"}
+    # The tiny model's layers take microseconds: let requests in at every one.
+    scorer = CountingPasses(str(checkpoint), max_batch=32, yield_every_s=1e-9, **options)
+    texts = ["you are an idiot", "nice", "thanks for the great article"]
+    expected = scorer.score_detailed(texts)
+    request = "a request answered in the middle of the pass"
+    answered: list[Scored] = []
+    scorer.passes = []
+
+    def between() -> None:
+        answered.extend(scorer.score_detailed([request]))  # the same model, inside a pass
+
+    scored = scorer.score_detailed(texts, between=between)
+
+    assert len(workers.detoxify.encoder_layers(scorer._model)) == 2
+    assert len(answered) == 1  # once: after the first layer, and not within its own pass
+    assert scorer.passes == [3, 1]  # the request's pass ran inside the backlog's
+    assert answered[0].scores == pytest.approx(scorer.score([request])[0], abs=1e-5)
+    for got, want in zip(scored, expected, strict=True):
+        assert got.scores == pytest.approx(want.scores, abs=1e-5)
+    # The hooks are gone once the call returns: a pass without a caller is not cut.
+    scorer.score_detailed(texts, between=None)
+    assert len(answered) == 1
+    # And with SCORE_YIELD_MS=0 requests come in between passes only.
+    between_passes = CountingPasses(str(checkpoint), max_batch=32, **options)
+    between_passes.score_detailed(texts, between=between)
+    assert len(answered) == 1
+
+
+def test_a_failing_call_between_layers_does_not_fail_the_pass(
+    tiny_checkpoint: tuple[Path, Path],
+) -> None:
+    checkpoint, config_dir = tiny_checkpoint
+    scorer = CountingPasses(
+        str(checkpoint), max_batch=32, yield_every_s=1e-9, config_dir=config_dir, max_tokens=16
+    )
+    scorer.passes = []
+
+    def between() -> None:
+        raise RuntimeError("the stream went away")
+
+    (scored,) = scorer.score_detailed(["you are an idiot"], between=between)
+
+    assert scored.error is None and scored.scores
+    assert scorer.passes == [1]  # not failed, so not scored again one by one

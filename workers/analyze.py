@@ -123,6 +123,15 @@ def parse_request(fields: dict[str, str] | None) -> Request | None:
     return request_id, texts, deadline, reply
 
 
+def arrived(entry_id: str) -> float | None:
+    """When an entry reached the stream, in Unix seconds: the first part of its ID is
+    Redis's clock in milliseconds when it was added."""
+    try:
+        return int(entry_id.split("-", 1)[0]) / 1000
+    except ValueError:
+        return None
+
+
 class Responder(GroupMember):
     """One worker's membership of the analyze stream's group, and the passes it scores."""
 
@@ -231,8 +240,9 @@ class Responder(GroupMember):
         started = time.perf_counter()
         now = time.time()
         live: list[Request] = []
+        sent: dict[str, float | None] = {}
         expired = malformed = 0
-        for _, fields, _ in entries:
+        for entry_id, fields, _ in entries:
             parsed = parse_request(fields)
             if parsed is None:
                 malformed += fields is not None
@@ -240,6 +250,7 @@ class Responder(GroupMember):
                 expired += 1
             else:
                 live.append(parsed)
+                sent[parsed[0]] = arrived(entry_id)
         if expired:
             metrics.ANALYZE_DROPPED.labels("expired").inc(expired)
             log.info("analyze: %d requests dropped unscored, their deadline passed", expired)
@@ -253,6 +264,9 @@ class Responder(GroupMember):
         self.inbox += [e for e in entries if (p := parse_request(e[1])) and p in later]
         entries = [e for e in entries if not ((p := parse_request(e[1])) and p in later)]
         texts = [text for _, found, _, _ in live for text in found]
+        waited = [max(0.0, now - at) for r in live if (at := sent.get(r[0])) is not None]
+        for seconds in waited:
+            metrics.ANALYZE_WAIT_SECONDS.observe(seconds)
         replies = self._replies(live, texts)
         pipe = self.redis.pipeline(transaction=False)
         late = 0
@@ -276,7 +290,13 @@ class Responder(GroupMember):
             metrics.ANALYZE_PASSES.inc()
             metrics.ANALYZE_PASS_REQUESTS.observe(len(live))
             metrics.ANALYZE_PASS_TEXTS.observe(len(texts))
-            log.info("analyze pass: %d requests, %d texts in %.3fs", len(live), len(texts), elapsed)
+            log.info(
+                "analyze pass: %d requests, %d texts in %.3fs, waited up to %.3fs",
+                len(live),
+                len(texts),
+                elapsed,
+                max(waited, default=0.0),
+            )
         pipe.execute()
         if late:
             metrics.ANALYZE_DROPPED.labels("late").inc(late)

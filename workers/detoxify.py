@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -112,7 +113,10 @@ class DetoxifyScorer(Scorer):
         self.window_overlap = max(0, min(options.window_overlap, (self.max_tokens - 2) // 2))
         self.max_windows = options.max_windows
         self.pass_budget_s = options.pass_budget_s
+        self.yield_every_s = options.yield_every_s
         self.seconds_per_token: float | None = None  # measured, for planning by time budget
+        self._letting_in = False  # inside a call between layers (see _between_layers)
+        self._paused_s = 0.0  # spent in calls between layers, not the passes' own
         self._model = precisions.reduce_precision(self._model, self.precision)
         self._device_type = device_type
         if self.precision != "fp32":
@@ -153,6 +157,13 @@ class DetoxifyScorer(Scorer):
         results: list[Scored | None] = [
             None if isinstance(item, tuple) else Scored(None, error=item) for item in encoded
         ]
+        with self._between_layers(between):
+            self._score_passes(encoded, results, between)
+        return [scored for scored in results if scored is not None]
+
+    def _score_passes(
+        self, encoded: Sequence[Encoded | str], results: list[Scored | None], between: Between
+    ) -> None:
         passes = 0
         for chunk in self._passes(encoded):
             # Every window of a text goes in its text's chunk; the text scores each label's
@@ -176,7 +187,43 @@ class DetoxifyScorer(Scorer):
                     continue
                 maxima = [max(column) for column in zip(*found, strict=True)]
                 results[index] = Scored(dict(zip(self.labels, maxima, strict=True)), truncated)
-        return [scored for scored in results if scored is not None]
+
+    @contextmanager
+    def _between_layers(self, between: Between) -> Iterator[None]:
+        """Call ``between`` between the encoder's layers of every pass in the block too (at
+        most every yield_every_s): a request then waits for one layer of a backlog pass,
+        not for all of it. A pass inside ``between`` (the request's own, on this same
+        model) runs its layers through without stopping; the time spent in there is not
+        counted as the pass's own."""
+        layers = encoder_layers(self._model)
+        if between is None or self.yield_every_s <= 0 or len(layers) < 2:
+            yield
+            return
+        last = time.perf_counter()
+
+        def let_in(module: Any, args: Any) -> None:
+            nonlocal last
+            if self._letting_in or time.perf_counter() - last < self.yield_every_s:
+                return
+            self._letting_in = True
+            started = time.perf_counter()
+            try:
+                between()
+            except Exception:
+                # Raised inside the forward pass it would fail the pass, and its texts would
+                # be scored again one by one: the next call between passes meets it instead.
+                logger.warning("scorer %s: call between layers failed", self.name, exc_info=True)
+            finally:
+                self._letting_in = False
+                last = time.perf_counter()
+                self._paused_s += last - started
+
+        handles = [layer.register_forward_pre_hook(let_in) for layer in layers[1:]]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def _slices(self, windows: list[dict[str, list[int]]]) -> list[list[dict[str, list[int]]]]:
         """A chunk's windows in forward passes: one, unless they cost more than the pass
@@ -242,13 +289,13 @@ class DetoxifyScorer(Scorer):
 
         from workers.precision import forward_context
 
-        started = time.perf_counter()
+        started, paused = time.perf_counter(), self._paused_s
         inputs = self._tokenizer.pad(features, return_tensors="pt").to(self._model.device)
         with torch.inference_mode(), forward_context(self.precision, self._device_type):
             logits = self._model(**inputs)[0]
         probabilities = torch.sigmoid(logits.float()).cpu().tolist()
         cost = inputs["input_ids"].numel() + self.pass_overhead_tokens
-        measured = (time.perf_counter() - started) / cost
+        measured = (time.perf_counter() - started - (self._paused_s - paused)) / cost
         # A moving average: one slow pass (the machine was busy) does not halve the next plan.
         previous = self.seconds_per_token
         self.seconds_per_token = measured if previous is None else 0.8 * previous + 0.2 * measured
@@ -261,6 +308,16 @@ class DetoxifyScorer(Scorer):
 # pass (an AMX Xeon). On a GPU a pass's launch cost dominates and padding is nearly
 # free, so chunks simply fill up to max_batch.
 PASS_OVERHEAD_TOKENS = {"cpu-fp32": 64, "cpu-int8": 40, "cpu-bf16": 80, "cuda": 4096}
+
+
+def encoder_layers(model: Any) -> list[Any]:
+    """The transformer layers of a Hugging Face encoder (BERT, RoBERTa, XLM-R), in order;
+    none for a model of another shape (its passes are then not cut between layers)."""
+    import torch
+
+    encoder = getattr(getattr(model, "base_model", model), "encoder", None)
+    layers = getattr(encoder, "layer", None)
+    return list(layers) if isinstance(layers, torch.nn.ModuleList) else []
 
 
 def plan_chunks(

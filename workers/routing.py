@@ -333,6 +333,7 @@ def load_router(config: Mapping[str, Any], log: Any = log) -> tuple[Router, bool
         window_overlap=config["MODEL_WINDOW_OVERLAP"],
         max_windows=config["MODEL_MAX_WINDOWS"],
         pass_budget_s=config["SCORE_PASS_BUDGET_MS"] / 1000,
+        yield_every_s=config["SCORE_YIELD_MS"] / 1000,
     )
     routes: list[Route] = []
     fallback_active = False

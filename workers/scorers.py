@@ -40,6 +40,8 @@ class ModelOptions:
     window_overlap: int = 32
     max_windows: int = 16
     pass_budget_s: float = 0.0
+    # How often a backlog pass lets waiting requests in between its layers (0: never).
+    yield_every_s: float = 0.0
 
 
 # Called between two forward passes of one scoring call (None: nothing to do there).

@@ -294,7 +294,10 @@ class Worker(Daemon):
             self.queue.hold(waiting)
             if number:
                 self.queue.touch()  # the window's rest must not look idle to other workers
-                self.analyze.serve()  # a request waits behind one pass at most
+            # Before the first pass too: reading and planning the batch (language
+            # detection) took tens of ms, and a request waits for one layer of a pass at
+            # most (the scorer lets it in between them).
+            self.analyze.serve()
             if not self._decide_pass(group, {cid: by_comment[cid] for cid in group}):
                 return
 

@@ -160,8 +160,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SCORE_PASS_BUDGET_MS",
         250,
-        "Longest backlog pass a worker plans (from its measured speed), so a synchronous "
-        "request waits behind at most one such pass; 0 plans by `SCORE_BATCH_MAX` alone.",
+        "Longest backlog pass a worker plans (from its measured speed); synchronous requests "
+        "are answered between passes (and between layers: `SCORE_YIELD_MS`); 0 plans by "
+        "`SCORE_BATCH_MAX` alone.",
+    ),
+    Setting(
+        "SCORE_YIELD_MS",
+        20,
+        "How often, at most, a backlog pass lets waiting synchronous requests in between its "
+        "model's layers (one Redis read each): a request waits for about one layer of the "
+        "pass in progress, not all of it; 0 lets them in between passes only.",
     ),
     Setting(
         "MODEL_WINDOW_OVERLAP",
