@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 import redis
 
+from service.stream import GROUP
 from tests.conftest import REDIS_URL
+from tests.marks import ONE_BACKEND
 from workers.analyze import PassCost, Responder
 from workers.scorers import Between, ProfanityCheckScorer, Scored
 
@@ -256,3 +258,50 @@ def test_a_pass_logs_and_meters_how_long_its_requests_waited_in_the_stream(
     (line,) = [r.getMessage() for r in caplog.records if "analyze pass" in r.getMessage()]
     waited = float(line.rsplit("waited up to ", 1)[1].rstrip("s"))
     assert 0.2 <= waited < 1
+
+
+@ONE_BACKEND
+def test_a_worker_answering_requests_mid_batch_keeps_the_batch_from_looking_idle(
+    config: dict[str, Any], redis_server: redis.Redis, redis_prefix: str
+) -> None:
+    # Requests back to back keep serve() answering for as long as they come. A worker that
+    # had read comments first left them untouched meanwhile: past SCORE_CLAIM_IDLE_MS
+    # another worker claimed them (a delivery counted each time, dead letters in the end).
+    from service import create_app
+    from workers.worker import Worker
+
+    config["SCORE_CLAIM_IDLE_MS"] = 400  # touched every 100 ms
+    app = create_app(config)
+    stream, requests = f"{redis_prefix}:score", f"{redis_prefix}:analyze"
+    idle_ms: list[int] = []
+
+    class Callers(CountingScorer):
+        """Real scoring; each pass sees the comment's idle time, then the next caller asks."""
+
+        def score_detailed(self, texts: Sequence[str], *, between: Between = None) -> list[Scored]:
+            (pending,) = redis_server.xpending_range(stream, GROUP, "-", "+", 1)
+            idle_ms.append(pending["time_since_delivered"])
+            if time.monotonic() < stop:
+                send(len(self.calls))
+            time.sleep(0.05)
+            return super().score_detailed(texts, between=between)
+
+    def send(n: int) -> None:
+        fields = {"id": f"r{n}", "texts": json.dumps([f"request {n}"])}
+        fields |= {"reply": f"{redis_prefix}:reply:r{n}", "deadline": f"{time.time() + 5:.6f}"}
+        redis_server.xadd(requests, fields)
+
+    with app.app_context():
+        worker = Worker(app, Callers(), consumer="busy")
+        worker.queue.ensure_group()
+        worker.analyze.ensure_group()
+        redis_server.xadd(stream, {"comment_id": "1"})
+        send(-1)
+        stop = time.monotonic() + 1.5
+        (comment,) = worker.analyze.read_with(worker.queue, 100)  # and the request, inboxed
+        worker.queue.hold([comment])
+        worker._serve()
+    app.extensions["civility.redis"].close()
+
+    assert len(idle_ms) > 20  # about 1.5 s of passes back to back, over three claim idles
+    assert max(idle_ms) < 400, idle_ms

@@ -16,6 +16,7 @@ import logging
 import statistics
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -196,8 +197,10 @@ class Responder(GroupMember):
         self.inbox.extend(requests)
         return comments
 
-    def serve(self) -> int:
-        """Answer every request waiting now (and what arrives while gathering); how many."""
+    def serve(self, each_pass: Callable[[], object] | None = None) -> int:
+        """Answer every request waiting now (and what arrives while gathering); how many.
+        ``each_pass`` is called after every pass: this may go on for as long as requests
+        come, and the caller may hold work that must not look abandoned meanwhile."""
         self.ensure_group()
         self._claim_abandoned()
         answered = 0
@@ -211,6 +214,8 @@ class Responder(GroupMember):
                 return answered
             entries += self._gather(entries)
             answered += self._answer(entries)
+            if each_pass is not None:
+                each_pass()
 
     def _read(self, block_ms: int | None, count: int | None = None) -> list[Entry]:
         found = read_group(

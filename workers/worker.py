@@ -137,6 +137,10 @@ class Worker(Daemon):
         )
         self.pruner = Pruner(self.redis, cfg, prune_lock, self.consumer)
         self._next_sweep = 0.0  # the first turn sweeps
+        # Messages in hand are touched this often while requests are answered: a quarter of
+        # the idle time after which other workers would claim them.
+        self.touch_every_s = claim_idle_ms / 4000
+        self._next_touch = 0.0
         self._serving_s = 0.0  # spent answering synchronous requests inside backlog passes
 
     # -- the loop -------------------------------------------------------------------------
@@ -192,7 +196,7 @@ class Worker(Daemon):
     def _turn(self) -> bool:
         """One turn of the loop; True when a burst worker has nothing left to do."""
         self.queue.ensure_group()
-        self.analyze.serve()  # synchronous requests first: their callers are waiting
+        self._serve()  # synchronous requests first: their callers are waiting
         entries: list[Entry] = []
         if self.queue.claim_due():
             entries, exhausted = self.queue.claim()
@@ -200,7 +204,8 @@ class Worker(Daemon):
                 self._dead_letter(exhausted)
         if not entries:
             entries = self.analyze.read_with(self.queue, self.block_ms)
-            self.analyze.serve()
+            self.queue.hold(entries)  # read, so pending: kept from looking idle meanwhile
+            self._serve()
         if entries:
             with self.queue.holding(entries):
                 self._handle(entries)
@@ -211,10 +216,10 @@ class Worker(Daemon):
                 self.queue.forget_departed(self.consumer_forget_s * 1000)
             if self._sweep():
                 return False
-            self.analyze.serve()  # what came in while the sweep waited on the database
+            self._serve()  # what came in while the sweep waited on the database
         # Retention (workers/pruner.py): a bounded slice when due, answering synchronous
         # requests between its batches; a burst worker finishes it.
-        pruned = self.pruner.run_due(between=self.analyze.serve)
+        pruned = self.pruner.run_due(between=self._serve)
         if pruned is not None and not pruned.finished:
             return False
         return not entries and self.burst and self.queue.idle()
@@ -297,7 +302,7 @@ class Worker(Daemon):
             # Before the first pass too: reading and planning the batch (language
             # detection) took tens of ms, and a request waits for one layer of a pass at
             # most (the scorer lets it in between them).
-            self.analyze.serve()
+            self._serve()
             if not self._decide_pass(group, {cid: by_comment[cid] for cid in group}):
                 return
 
@@ -358,13 +363,26 @@ class Worker(Daemon):
             outcome.merge(applied)
         return outcome
 
+    def _serve(self) -> None:
+        """Answer the synchronous requests waiting. Requests back to back keep a worker
+        answering for as long as they come, in the middle of a batch too: the batch's
+        messages are touched meanwhile, or after SCORE_CLAIM_IDLE_MS another worker would
+        claim them (a delivery counted each time, and dead letters in the end)."""
+        self.analyze.serve(each_pass=self._keep_held)
+
+    def _keep_held(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_touch:
+            self._next_touch = now + self.touch_every_s
+            self.queue.touch()
+
     def _serve_between(self) -> None:
         """Synchronous requests in the middle of a backlog pass. A Redis failure here must
         not fail the scoring around it: it is logged, and the next turn's own read meets it
         where the loop handles it (backoff, a lost group recreated)."""
         started = time.monotonic()
         try:
-            self.analyze.serve()
+            self._serve()
         except redis.RedisError as exc:
             log.warning(
                 "worker %s: synchronous requests not served between passes (%s)", self.consumer, exc
