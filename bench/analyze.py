@@ -151,13 +151,11 @@ def worker_share(log: str, seconds: float) -> dict:
     batches = [tuple(map(float, m.groups())) for m in BATCH_LINE.finditer(log)]
     sync_s = sum(p[2] for p in passes)
     sync_texts = sum(p[1] for p in passes)
-    waits = sorted(p[3] * 1000 for p in passes)
-    backlog_passes = sorted(b[2] * 1000 for b in batches)
     return {
         # The longest wait of each pass for the pass to begin (at 1 and 5/s nearly every
         # pass answers one request): what the backlog pass in progress cost it.
-        "wait_p99_ms": percentile(waits, 99) if waits else 0.0,
-        "backlog_pass_p90_ms": percentile(backlog_passes, 90) if backlog_passes else 0.0,
+        "wait_p99_ms": percentile([p[3] * 1000 for p in passes], 99),
+        "backlog_pass_p90_ms": percentile([b[2] * 1000 for b in batches], 90),
         "sync_passes": len(passes),
         "sync_texts_per_pass": sync_texts / len(passes) if passes else 0.0,
         "sync_share": sync_s / seconds,
